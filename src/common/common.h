@@ -1,0 +1,125 @@
+/*
+ * common.h - what every mailout module shares: the one error type, growable
+ * buffers with a hard maximum, the logger and small string helpers.
+ *
+ * Why: STYLE.md asks for one error value that each front end maps once, and
+ * for buffers whose limit turns an oversized input into an error, not an OOM.
+ * Leaves out: configuration snapshots (they arrive with the daemon).
+ */
+#ifndef MAILOUT_COMMON_H
+#define MAILOUT_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum mo_category {
+    MO_ERR_NONE = 0,
+    MO_ERR_CONFIG,   /* a setting or an input is wrong; fix it and retry */
+    MO_ERR_DNS,      /* the host name did not resolve */
+    MO_ERR_CONNECT,  /* TCP connect failed, was refused or timed out */
+    MO_ERR_TLS,      /* handshake, certificate or TLS-required trouble */
+    MO_ERR_AUTH,     /* the server refused the credentials or the mechanism */
+    MO_ERR_PROTOCOL, /* the server broke the protocol, dropped, or stalled */
+    MO_ERR_REJECTED, /* the server refused the sender, recipients or message */
+    MO_ERR_STORAGE,  /* disk or database trouble */
+    MO_ERR_INTERNAL, /* out of memory, a bug */
+    MO_ERR_COUNT
+};
+
+#define MO_ERROR_TEXT_MAX 512
+#define MO_ENHANCED_MAX 16
+
+/*
+ * struct mo_error - filled where a failure is first understood.
+ * stage and field point to static strings (or are NULL); text never holds
+ * a secret. Callers may prefix text with context but never change the
+ * category, codes, stage or field.
+ */
+struct mo_error {
+    enum mo_category category;
+    const char *stage; /* "dns", "connect", "tls", "greeting", "ehlo", "starttls", "auth",
+                          "mail", "rcpt", "data", "quit", or NULL */
+    int smtp_code;     /* 0 when the server gave none */
+    char enhanced[MO_ENHANCED_MAX]; /* "5.7.8" or "" */
+    char text[MO_ERROR_TEXT_MAX];
+    const char *field; /* "host", "port", "security", "username", "password", "email",
+                          "sender", "recipient", ... or NULL */
+    bool temporary;
+};
+
+/* Resets err to "no error". err may be NULL. */
+void mo_error_clear(struct mo_error *err);
+
+/*
+ * Fills err (which may be NULL) with category, field (static or NULL) and
+ * formatted text. Stage and codes are cleared; set them afterwards.
+ * temporary defaults to true for DNS and CONNECT, false otherwise.
+ */
+void mo_error_set(struct mo_error *err, enum mo_category category, const char *field,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Prepends "context: " to err->text, keeping everything else. */
+void mo_error_prefix(struct mo_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* "config", "dns", ... ; never NULL. */
+const char *mo_category_name(enum mo_category category);
+
+/* ---- buffers ----------------------------------------------------------- */
+
+/*
+ * struct mo_buf - a byte buffer that grows up to max_bytes. data is always
+ * NUL-terminated (the NUL is not counted in len) once anything was added.
+ */
+struct mo_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max_bytes;
+};
+
+/* Starts an empty buffer that refuses to grow past max_bytes. */
+void mo_buf_init(struct mo_buf *b, size_t max_bytes);
+/* Frees the storage (wiping it first when wipe is true) and empties b. */
+void mo_buf_free(struct mo_buf *b);
+void mo_buf_wipe_free(struct mo_buf *b);
+/* Forgets the content but keeps the storage. */
+void mo_buf_reset(struct mo_buf *b);
+/* 0 ok; -1 if the result would pass max_bytes or memory ran out (INTERNAL). */
+int mo_buf_append(struct mo_buf *b, const void *data, size_t len, struct mo_error *err);
+int mo_buf_append_str(struct mo_buf *b, const char *s, struct mo_error *err);
+int mo_buf_appendf(struct mo_buf *b, struct mo_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Removes the first n bytes. */
+void mo_buf_consume(struct mo_buf *b, size_t n);
+/* Returns data, or "" for a buffer that never held anything. Borrowed. */
+const char *mo_buf_cstr(const struct mo_buf *b);
+
+/* ---- logging ----------------------------------------------------------- */
+
+enum mo_log_level { MO_LOG_DEBUG, MO_LOG_INFO, MO_LOG_WARN, MO_LOG_ERROR };
+
+/* Set once at start; messages below min_level are dropped. Default: WARN to stderr. */
+void mo_log_init(enum mo_log_level min_level);
+void mo_log(enum mo_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/* strdup that returns NULL for NULL. Caller frees. */
+char *mo_strdup(const char *s);
+/* Overwrites len bytes in a way the compiler keeps (OPENSSL_cleanse). */
+void mo_wipe(void *p, size_t len);
+/* Frees a NUL-terminated secret after wiping it. NULL is a no-op. */
+void mo_free_secret(char *s);
+/* Monotonic clock in milliseconds. */
+int64_t mo_now_ms(void);
+/* Parses a whole decimal string into [min, max]; 0 ok, -1 otherwise. */
+int mo_parse_long(const char *s, long min, long max, long *out);
+/* Case-insensitive ASCII comparison of the first n bytes. */
+bool mo_ascii_prefix(const char *s, const char *prefix);
+
+#endif
