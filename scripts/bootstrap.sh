@@ -2,10 +2,13 @@
 # Installs everything mailout needs to build, run and test on Debian 12.
 # Idempotent: apt-get skips what is installed, npm ci/installs only when missing.
 #   scripts/bootstrap.sh          build + run dependencies
+#   scripts/bootstrap.sh --demo   also what the README's demo server needs
 #   scripts/bootstrap.sh --test   also the test servers, fuzzing and benchmark tools
 set -euo pipefail
 want_test=0
+want_demo=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--demo" ] && want_demo=1
 
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -19,6 +22,7 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm
 
 pkgs=("${build_pkgs[@]}")
 [ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")
+[ "$want_demo" -eq 1 ] && pkgs+=(python3 python3-aiosmtpd openssl)
 # Node.js may come from elsewhere (with its own npm); take Debian's only when none is there.
 if [ "$want_test" -eq 1 ] && ! command -v npm >/dev/null 2>&1; then
   pkgs+=(nodejs npm)

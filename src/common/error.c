@@ -7,11 +7,10 @@
 #include <string.h>
 
 static const char *const category_names[MO_ERR_COUNT] = {
-    [MO_ERR_NONE] = "none",         [MO_ERR_CONFIG] = "config",
-    [MO_ERR_DNS] = "dns",           [MO_ERR_CONNECT] = "connect",
-    [MO_ERR_TLS] = "tls",           [MO_ERR_AUTH] = "auth",
-    [MO_ERR_PROTOCOL] = "protocol", [MO_ERR_REJECTED] = "rejected",
-    [MO_ERR_STORAGE] = "storage",   [MO_ERR_INTERNAL] = "internal",
+    [MO_ERR_NONE] = "none",         [MO_ERR_CONFIG] = "config",     [MO_ERR_DNS] = "dns",
+    [MO_ERR_CONNECT] = "connect",   [MO_ERR_TLS] = "tls",           [MO_ERR_AUTH] = "auth",
+    [MO_ERR_PROTOCOL] = "protocol", [MO_ERR_REJECTED] = "rejected", [MO_ERR_STORAGE] = "storage",
+    [MO_ERR_INTERNAL] = "internal",
 };
 
 void
@@ -23,8 +22,8 @@ mo_error_clear(struct mo_error *err)
 }
 
 void
-mo_error_set(struct mo_error *err, enum mo_category category, const char *field,
-             const char *fmt, ...)
+mo_error_set(struct mo_error *err, enum mo_category category, const char *field, const char *fmt,
+             ...)
 {
     va_list ap;
 

@@ -127,7 +127,9 @@ struct mime_message {
  * message_id_out (may be NULL) receives the Message-ID without brackets.
  * Errors: CONFIG with field "subject", "header", "from", "to", "cc",
  * "reply_to" or "attachment" (a CR or LF in a header value, a bad header
- * name); INTERNAL when out's limit is reached.
+ * name), "text" or "html" (a body that is not UTF-8), "message_id" (a
+ * given id that is not left@right) or "date" (out of range); INTERNAL when
+ * out's limit is reached. On error out keeps its previous content.
  */
 int mime_compose(const struct mime_message *msg, struct mo_buf *out, char *message_id_out,
                  size_t message_id_size, struct mo_error *err);

@@ -53,6 +53,8 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p);
  * -1 when the line is malformed (not "NNN" + ' ' or '-', a code outside
  * 200-599, a code that changes inside a multi-line reply, a line over
  * SMTP_REPLY_LINE_MAX, too many lines or too much text): PROTOCOL error.
+ * After -1 the parser is already reset (init again is harmless). Control
+ * bytes other than HTAB in a line's text are stored as '?'.
  */
 int smtp_reply_parse_line(struct smtp_reply_parser *p, const char *line, size_t len,
                           struct smtp_reply *out, struct mo_error *err);
@@ -90,7 +92,8 @@ struct smtp_caps {
 /*
  * Parses an EHLO reply (code 250; line 1 is the greeting, the others are
  * keywords, case-insensitive, "AUTH=" old form accepted). Unknown keywords
- * are ignored. Returns 0, or -1 (PROTOCOL) when the reply is not a 250.
+ * are ignored. Returns 0, or -1 (PROTOCOL) when the reply is not a 250
+ * (err->smtp_code, enhanced and temporary then come from the reply).
  */
 int smtp_caps_parse(const struct smtp_reply *ehlo, struct smtp_caps *out, struct mo_error *err);
 
@@ -114,7 +117,9 @@ struct smtp_auth;
  * Starts the client side of one exchange. user and secret (the password, or
  * the bearer token for XOAUTH2) are copied and sent byte for byte: no
  * trimming, no character rules. Free with smtp_auth_free (wipes them).
- * Errors: CONFIG (field "auth") for SMTP_AUTH_AUTO, INTERNAL.
+ * Errors: CONFIG (field "auth") for SMTP_AUTH_AUTO; CONFIG (field
+ * "username" or "password") when one is NULL or longer than 8192 bytes;
+ * INTERNAL.
  */
 struct smtp_auth *smtp_auth_new(enum smtp_auth_mech mech, const char *user, const char *secret,
                                 struct mo_error *err);
@@ -133,9 +138,17 @@ int smtp_auth_initial(struct smtp_auth *a, struct mo_buf *out, bool *has_initial
 
 /*
  * Answers one 334 challenge (its base64 text, may be empty) with the next
- * base64 response in out (which may be empty: send an empty line).
- * Errors: AUTH (field "password") when SCRAM's server signature is wrong;
- * PROTOCOL for an undecodable or unexpected challenge.
+ * base64 response in out (which may be empty: send an empty line). out is
+ * emptied first, and wiped and left empty on failure; it holds encoded
+ * secrets, so free it with mo_buf_wipe_free. Called before any initial
+ * response with an empty challenge, it gives the initial response (RFC 4954
+ * 4). LOGIN ignores the prompt texts.
+ * Errors: AUTH (field "password") when SCRAM's server signature is wrong or
+ * the server sent "e=" ("username" for e=unknown-user); AUTH (field
+ * "password") for XOAUTH2's JSON error challenge, whose text is shown in
+ * err->text (the server still expects an empty line before its 535;
+ * RFC 7628 3.2.3); PROTOCOL for an undecodable or unexpected challenge;
+ * INTERNAL when out's maximum is too small.
  */
 int smtp_auth_step(struct smtp_auth *a, const char *challenge_b64, struct mo_buf *out,
                    struct mo_error *err);
@@ -235,7 +248,7 @@ int smtp_session_open(struct smtp_session *s, struct mo_error *err);
 
 /* The capabilities of the last EHLO (after STARTTLS, the second one). */
 const struct smtp_caps *smtp_session_caps(const struct smtp_session *s);
-/* True when the connection is TLS-protected. */
+/* True when TLS was established on the last connection (also after QUIT). */
 bool smtp_session_is_tls(const struct smtp_session *s);
 
 /*

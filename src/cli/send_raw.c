@@ -1,0 +1,308 @@
+/*
+ * send_raw.c - `mailout send --raw PATH [--connections N]`: submits
+ * ready-made RFC 5322 files as they are, with the envelope from --from/--to,
+ * reusing each connection for message after message (N in parallel).
+ *
+ * It exists for bulk hand-over and for the benchmark: the engine's
+ * throughput is measured here. Messages are read one at a time into a
+ * per-connection buffer, so memory stays flat however many files there are.
+ * Leaves out: header parsing (the envelope is given, not taken from To/Cc).
+ */
+#include <dirent.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cli/send.h"
+#include "mime/mime.h"
+
+struct raw_outcome {
+    bool ok;
+    struct mo_error err;
+};
+
+struct raw_job {
+    const struct send_opts *o;
+    char **files;
+    size_t n_files;
+    atomic_size_t next;
+    struct raw_outcome *outcomes;
+    struct smtp_envelope env;
+    struct mo_error open_err; /* the first connection failure, if any */
+    atomic_bool open_failed;
+    pthread_mutex_t lock;
+};
+
+static int
+compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists PATH (a file, or the regular files of a folder, sorted). */
+static int
+list_files(const char *path, char ***out, size_t *n_out, struct mo_error *err)
+{
+    struct stat st;
+    DIR *d = NULL;
+    struct dirent *e;
+    char **files = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int rc = -1;
+
+    if (stat(path, &st) != 0) {
+        mo_error_set(err, MO_ERR_CONFIG, "raw", "cannot read \"%s\"", path);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        files = calloc(1, sizeof(*files));
+        if (files == NULL || (files[0] = strdup(path)) == NULL) {
+            free(files);
+            mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+            return -1;
+        }
+        *out = files;
+        *n_out = 1;
+        return 0;
+    }
+    d = opendir(path);
+    if (d == NULL) {
+        mo_error_set(err, MO_ERR_CONFIG, "raw", "cannot open the folder \"%s\"", path);
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char full[4096];
+        int len;
+
+        if (e->d_name[0] == '.')
+            continue;
+        len = snprintf(full, sizeof(full), "%s/%s", path, e->d_name);
+        if (len < 0 || (size_t)len >= sizeof(full) || stat(full, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char **grown = realloc(files, ncap * sizeof(*grown));
+            if (grown == NULL)
+                goto oom;
+            files = grown;
+            cap = ncap;
+        }
+        files[n] = strdup(full);
+        if (files[n] == NULL)
+            goto oom;
+        n++;
+    }
+    if (n == 0) {
+        mo_error_set(err, MO_ERR_CONFIG, "raw", "the folder \"%s\" holds no files", path);
+        goto out;
+    }
+    qsort(files, n, sizeof(*files), compare_names);
+    *out = files;
+    *n_out = n;
+    files = NULL;
+    n = 0;
+    rc = 0;
+    goto out;
+oom:
+    mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+out:
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    closedir(d);
+    return rc;
+}
+
+static void *
+raw_worker(void *arg)
+{
+    struct raw_job *job = arg;
+    struct smtp_session *s = NULL;
+    struct mo_buf msg;
+    struct mo_error err;
+
+    mo_buf_init(&msg, SEND_MAX_MESSAGE);
+    for (;;) {
+        size_t i = atomic_fetch_add(&job->next, 1);
+        struct raw_outcome *oc;
+        struct smtp_send_result res;
+
+        if (i >= job->n_files)
+            break;
+        oc = &job->outcomes[i];
+        if (s == NULL) {
+            s = smtp_session_new(&job->o->smtp, &err);
+            if (s != NULL)
+                smtp_session_set_transcript(s, false);
+            if (s == NULL || smtp_session_open(s, &err) != 0) {
+                oc->err = err;
+                smtp_session_free(s);
+                s = NULL;
+                pthread_mutex_lock(&job->lock);
+                if (!atomic_exchange(&job->open_failed, true))
+                    job->open_err = err;
+                pthread_mutex_unlock(&job->lock);
+                continue;
+            }
+        }
+        mo_buf_reset(&msg);
+        if (io_read_file(job->files[i], SEND_MAX_MESSAGE, "raw", &msg, &oc->err) != 0)
+            continue;
+        memset(&res, 0, sizeof(res));
+        if (smtp_session_send(s, &job->env, msg.data, msg.len, &res, &oc->err) == 0)
+            oc->ok = res.n_accepted == res.n_rcpts;
+        smtp_send_result_clear(&res);
+        if (!oc->ok && oc->err.category == MO_ERR_PROTOCOL) {
+            /* The connection broke: the next message gets a new one. */
+            smtp_session_free(s);
+            s = NULL;
+        }
+    }
+    if (s != NULL)
+        (void)smtp_session_quit(s, NULL);
+    smtp_session_free(s);
+    mo_buf_free(&msg);
+    return NULL;
+}
+
+static int
+raw_envelope(const struct send_opts *o, struct raw_job *job, char *storage, const char **rcpts,
+             struct mo_error *err)
+{
+    const char *const *groups[3] = {o->to, o->cc, o->bcc};
+    const size_t counts[3] = {o->n_to, o->n_cc, o->n_bcc};
+    struct mime_address a;
+    size_t k = 1;
+    int rc = -1;
+
+    memset(&a, 0, sizeof(a));
+    if (mime_address_parse(o->from, "from", &a, err) != 0 ||
+        mime_address_envelope(&a, storage, MIME_ADDRESS_MAX + 1, err) != 0)
+        goto out;
+    job->env.needs_smtputf8 = a.has_utf8_local;
+    mime_address_clear(&a);
+    for (int g = 0; g < 3; g++) {
+        for (size_t i = 0; i < counts[g]; i++, k++) {
+            char *slot = storage + k * (MIME_ADDRESS_MAX + 1);
+            if (mime_address_parse(groups[g][i],
+                                   g == 0   ? "to"
+                                   : g == 1 ? "cc"
+                                            : "bcc",
+                                   &a, err) != 0 ||
+                mime_address_envelope(&a, slot, MIME_ADDRESS_MAX + 1, err) != 0)
+                goto out;
+            job->env.needs_smtputf8 |= a.has_utf8_local;
+            mime_address_clear(&a);
+            rcpts[k - 1] = slot;
+        }
+    }
+    job->env.from = storage;
+    job->env.rcpts = rcpts;
+    job->env.n_rcpts = k - 1;
+    rc = 0;
+out:
+    mime_address_clear(&a);
+    return rc;
+}
+
+int
+send_raw_run(const struct send_opts *o)
+{
+    size_t n_rcpts = o->n_to + o->n_cc + o->n_bcc;
+    struct raw_job job;
+    pthread_t threads[64];
+    size_t n_threads = (size_t)o->connections;
+    char *storage = NULL;
+    const char **rcpts = NULL;
+    struct mo_error err;
+    size_t sent = 0;
+    int64_t t0;
+    double seconds;
+    int code = CLI_EXIT_FAILED;
+
+    memset(&job, 0, sizeof(job));
+    mo_error_clear(&err);
+    job.o = o;
+    pthread_mutex_init(&job.lock, NULL);
+    storage = calloc(n_rcpts + 1, MIME_ADDRESS_MAX + 1);
+    rcpts = calloc(n_rcpts + 1, sizeof(*rcpts));
+    if (storage == NULL || rcpts == NULL) {
+        mo_error_set(&err, MO_ERR_INTERNAL, NULL, "out of memory");
+        goto fail;
+    }
+    if (raw_envelope(o, &job, storage, rcpts, &err) != 0 ||
+        list_files(o->raw_path, &job.files, &job.n_files, &err) != 0)
+        goto fail;
+    job.outcomes = calloc(job.n_files, sizeof(*job.outcomes));
+    if (job.outcomes == NULL) {
+        mo_error_set(&err, MO_ERR_INTERNAL, NULL, "out of memory");
+        goto fail;
+    }
+    if (n_threads > job.n_files)
+        n_threads = job.n_files;
+    t0 = mo_now_ms();
+    for (size_t i = 0; i < n_threads; i++)
+        pthread_create(&threads[i], NULL, raw_worker, &job);
+    for (size_t i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    seconds = (double)(mo_now_ms() - t0) / 1000.0;
+    for (size_t i = 0; i < job.n_files; i++)
+        sent += job.outcomes[i].ok;
+    if (o->json) {
+        json_t *list = json_array();
+        char *text;
+
+        for (size_t i = 0; i < job.n_files; i++)
+            json_array_append_new(
+                list, json_pack("{s:s, s:b, s:s?}", "file", job.files[i], "ok", job.outcomes[i].ok,
+                                "error", job.outcomes[i].ok ? NULL : job.outcomes[i].err.text));
+        text = json_dumps(json_pack("{s:b, s:I, s:I, s:f, s:f, s:o}", "ok", sent == job.n_files,
+                                    "sent", (json_int_t)sent, "failed",
+                                    (json_int_t)(job.n_files - sent), "seconds", seconds,
+                                    "messages_per_second",
+                                    seconds > 0 ? (double)sent / seconds : 0.0, "messages", list),
+                          JSON_INDENT(2) | JSON_ENSURE_ASCII);
+        if (text != NULL)
+            puts(text);
+        free(text);
+    } else {
+        printf("sent %zu, failed %zu, in %.3f s (%.0f messages/s) over %zu connection%s\n", sent,
+               job.n_files - sent, seconds, seconds > 0 ? (double)sent / seconds : 0.0, n_threads,
+               n_threads == 1 ? "" : "s");
+        for (size_t i = 0; i < job.n_files; i++)
+            if (!job.outcomes[i].ok)
+                fprintf(stderr, "mailout send: %s: %s\n", job.files[i], job.outcomes[i].err.text);
+    }
+    if (sent == job.n_files)
+        code = CLI_EXIT_OK;
+    else if (atomic_load(&job.open_failed) && sent == 0)
+        code = send_exit_code(&job.open_err);
+    goto out;
+fail:
+    if (o->json) {
+        char *text = json_dumps(json_pack("{s:b, s:{s:s, s:s?}}", "ok", 0, "error", "text",
+                                          err.text, "field", err.field),
+                                JSON_INDENT(2));
+        if (text != NULL)
+            puts(text);
+        free(text);
+    } else {
+        fprintf(stderr, "mailout send: %s\n", err.text);
+    }
+    code = send_exit_code(&err);
+out:
+    for (size_t i = 0; i < job.n_files; i++)
+        free(job.files[i]);
+    free(job.files);
+    free(job.outcomes);
+    free(storage);
+    free(rcpts);
+    pthread_mutex_destroy(&job.lock);
+    return code;
+}
