@@ -288,7 +288,8 @@ parse_quoted_local(const char *s, size_t len, const struct addr_ctx *ctx, struct
     }
     pos++;
     if (pos >= len || s[pos] != '@') {
-        addr_fail(ctx, err, pos >= len ? "it has no @" : "there is text between the quote and the @");
+        addr_fail(ctx, err,
+                  pos >= len ? "it has no @" : "there is text between the quote and the @");
         goto out;
     }
     if (content.len == 0) {
@@ -341,8 +342,7 @@ parse_literal(const char *s, size_t len, const struct addr_ctx *ctx, struct mime
     else
         ok = inet_pton(AF_INET, inner, bin) == 1;
     if (!ok) {
-        addr_fail(ctx, err, "[%s] is not an IPv4 address nor \"IPv6:\" and an IPv6 address",
-                  inner);
+        addr_fail(ctx, err, "[%s] is not an IPv4 address nor \"IPv6:\" and an IPv6 address", inner);
         return -1;
     }
     a->domain = dup_slice(s, len);
@@ -777,8 +777,9 @@ mime_address_list_parse(const char *text, const char *field, struct mime_address
     mime_describe(text, len, desc, sizeof(desc));
     ctl = mime_find_ctl(text, len, true);
     if (ctl < len) {
-        mo_error_set(err, MO_ERR_CONFIG, field, "\"%s\" is not a valid address list: it contains %s",
-                     desc, mime_ctl_name((unsigned char)text[ctl]));
+        mo_error_set(err, MO_ERR_CONFIG, field,
+                     "\"%s\" is not a valid address list: it contains %s", desc,
+                     mime_ctl_name((unsigned char)text[ctl]));
         goto out;
     }
     /* Split at top-level ',' and ';'; a top-level ':' opens a group. A quote,
@@ -885,8 +886,7 @@ mime_address_envelope(const struct mime_address *a, char *out, size_t out_size,
     }
     n = snprintf(out, out_size, "%s@%s", a->local, domain);
     if (n < 0 || (size_t)n >= out_size) {
-        mo_error_set(err, MO_ERR_INTERNAL, NULL, "the address does not fit in %zu bytes",
-                     out_size);
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "the address does not fit in %zu bytes", out_size);
         return -1;
     }
     return 0;

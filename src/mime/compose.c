@@ -39,8 +39,16 @@
 
 /* Headers the composer writes itself; an extra header may not repeat them. */
 static const char *const reserved_headers[] = {
-    "From",    "To",           "Cc",           "Bcc",     "Date",
-    "Subject", "Message-ID",   "MIME-Version", "Reply-To", "Content-Type",
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Date",
+    "Subject",
+    "Message-ID",
+    "MIME-Version",
+    "Reply-To",
+    "Content-Type",
     "Content-Transfer-Encoding",
 };
 
@@ -48,10 +56,10 @@ static const struct {
     const char *ext;
     const char *type;
 } ext_types[] = {
-    {"pdf", "application/pdf"}, {"png", "image/png"},        {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},     {"gif", "image/gif"},        {"webp", "image/webp"},
-    {"svg", "image/svg+xml"},   {"txt", "text/plain"},       {"html", "text/html"},
-    {"htm", "text/html"},       {"csv", "text/csv"},         {"ics", "text/calendar"},
+    {"pdf", "application/pdf"}, {"png", "image/png"},         {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},     {"gif", "image/gif"},         {"webp", "image/webp"},
+    {"svg", "image/svg+xml"},   {"txt", "text/plain"},        {"html", "text/html"},
+    {"htm", "text/html"},       {"csv", "text/csv"},          {"ics", "text/calendar"},
     {"zip", "application/zip"}, {"json", "application/json"}, {"xml", "application/xml"},
 };
 
@@ -67,8 +75,7 @@ struct body {
 
 /* what: "the subject", "the value of header X-Foo", ... */
 static int
-check_text(const char *s, bool allow_tab, const char *field, const char *what,
-           struct mo_error *err)
+check_text(const char *s, bool allow_tab, const char *field, const char *what, struct mo_error *err)
 {
     size_t len = strlen(s);
     size_t ctl = mime_find_ctl(s, len, allow_tab);
@@ -196,8 +203,7 @@ check_message_id(const char *id, struct mo_error *err)
 }
 
 static int
-check_addresses(const struct mime_address *list, size_t n, const char *field,
-                struct mo_error *err)
+check_addresses(const struct mime_address *list, size_t n, const char *field, struct mo_error *err)
 {
     if (n > 0 && list == NULL) {
         mo_error_set(err, MO_ERR_CONFIG, field, "the %s list is missing", field);
@@ -265,8 +271,7 @@ format_date(int64_t date, char *out, size_t out_size, struct mo_error *err)
     int n;
 
     if (localtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > YEAR_MAX) {
-        mo_error_set(err, MO_ERR_CONFIG, "date", "the date %lld is out of range",
-                     (long long)date);
+        mo_error_set(err, MO_ERR_CONFIG, "date", "the date %lld is out of range", (long long)date);
         return -1;
     }
     off_min = tm.tm_gmtoff / 60;
@@ -275,8 +280,8 @@ format_date(int64_t date, char *out, size_t out_size, struct mo_error *err)
         off_min = -off_min;
     }
     n = snprintf(out, out_size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
-                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, sign, off_min / 60, off_min % 60);
+                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 sign, off_min / 60, off_min % 60);
     if (n < 0 || (size_t)n >= out_size) {
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "the date does not fit");
         return -1;
@@ -438,7 +443,7 @@ write_text_header(struct mo_buf *out, const char *name, const char *field, const
     if (mime_fold_begin(&f, out, name, field, err) != 0)
         goto out;
     if (is_plain) {
-        if (len > 0 && mime_fold_text(&f, value, len, true, err) != 0)
+        if (len > 0 && mime_fold_text(&f, value, len, false, err) != 0)
             goto out;
     } else {
         if (mime_ew_encode(value, len, MIME_LINE_SOFT - f.col - 1, &words, err) != 0 ||
@@ -465,7 +470,8 @@ write_headers(const struct mime_message *msg, const char *id, struct mo_buf *out
     if (msg->n_to > 0) {
         if (write_address_header(out, "To", "to", msg->to, msg->n_to, err) != 0)
             return -1;
-    } else if (msg->n_cc == 0 && mo_buf_append_str(out, "To: undisclosed-recipients:;\r\n", err) != 0) {
+    } else if (msg->n_cc == 0 &&
+               mo_buf_append_str(out, "To: undisclosed-recipients:;\r\n", err) != 0) {
         return -1;
     }
     if ((msg->n_cc > 0 && write_address_header(out, "Cc", "cc", msg->cc, msg->n_cc, err) != 0) ||
@@ -545,8 +551,8 @@ write_multipart_header(const char *subtype, const char *boundary, struct mo_buf 
 
 /* The text part, the html part, or both as multipart/alternative (text first). */
 static int
-write_body(const struct body *text, const struct body *html, const char *outer,
-           struct mo_buf *out, struct mo_error *err)
+write_body(const struct body *text, const struct body *html, const char *outer, struct mo_buf *out,
+           struct mo_error *err)
 {
     char alt[BOUNDARY_SIZE];
 
@@ -557,8 +563,7 @@ write_body(const struct body *text, const struct body *html, const char *outer,
     if (boundary_new(alt, text, html, outer, err) != 0 ||
         write_multipart_header("alternative", alt, out, err) != 0 ||
         write_text_part(text, out, err) != 0 ||
-        mo_buf_appendf(out, err, "\r\n--%s\r\n", alt) != 0 ||
-        write_text_part(html, out, err) != 0)
+        mo_buf_appendf(out, err, "\r\n--%s\r\n", alt) != 0 || write_text_part(html, out, err) != 0)
         return -1;
     return mo_buf_appendf(out, err, "\r\n--%s--", alt);
 }
@@ -599,7 +604,8 @@ filename_is_simple(const char *name, size_t len)
 static int
 write_attachment(const struct mime_attachment *att, struct mo_buf *out, struct mo_error *err)
 {
-    const char *ct = att->content_type != NULL ? att->content_type : guess_content_type(att->filename);
+    const char *ct =
+        att->content_type != NULL ? att->content_type : guess_content_type(att->filename);
     size_t len = strlen(att->filename);
     bool is_simple = filename_is_simple(att->filename, len);
     struct mime_fold f;
@@ -690,8 +696,8 @@ mime_compose(const struct mime_message *msg, struct mo_buf *out, char *message_i
     if (msg->message_id != NULL) {
         snprintf(id, sizeof(id), "%s", msg->message_id); /* length checked above */
     } else {
-        const char *domain = msg->from->domain_ascii != NULL ? msg->from->domain_ascii
-                                                             : msg->from->domain;
+        const char *domain =
+            msg->from->domain_ascii != NULL ? msg->from->domain_ascii : msg->from->domain;
         if (mime_message_id_new(domain, id, sizeof(id), err) != 0)
             goto out;
     }

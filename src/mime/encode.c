@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EW_OVERHEAD 12  /* "=?UTF-8?B?" and "?=" */
-#define B64_LINE_IN 57  /* bytes per 76-character base64 line */
-#define QP_LINE_MAX 75  /* characters before the soft-break '=' */
+#define EW_OVERHEAD 12   /* "=?UTF-8?B?" and "?=" */
+#define B64_LINE_IN 57   /* bytes per 76-character base64 line */
+#define QP_LINE_MAX 75   /* characters before the soft-break '=' */
 #define PARAM_SEG_MAX 60 /* encoded characters per RFC 2231 segment */
 
 static const char hex_upper[] = "0123456789ABCDEF";
@@ -303,8 +303,7 @@ mime_qp_encode(const unsigned char *data, size_t len, struct mo_buf *out, struct
 }
 
 int
-mime_base64_encode(const unsigned char *data, size_t len, struct mo_buf *out,
-                   struct mo_error *err)
+mime_base64_encode(const unsigned char *data, size_t len, struct mo_buf *out, struct mo_error *err)
 {
     unsigned char line[80];
 
@@ -329,8 +328,8 @@ mime_base64_encode(const unsigned char *data, size_t len, struct mo_buf *out,
 static bool
 ew_q_is_plain(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '!' || c == '*' || c == '+' || c == '-' || c == '/';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' ||
+           c == '*' || c == '+' || c == '-' || c == '/';
 }
 
 static size_t

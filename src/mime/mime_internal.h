@@ -17,10 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MIME_LINE_SOFT 78  /* RFC 5322 2.1.1: SHOULD, without the CRLF */
-#define MIME_LINE_HARD 998 /* RFC 5322 2.1.1: MUST, without the CRLF */
-#define MIME_EW_MAX 75     /* RFC 2047 2: longest encoded word */
-#define MIME_EW_MIN 24 /* the shortest word that holds any UTF-8 character in Q */
+#define MIME_LINE_SOFT 78    /* RFC 5322 2.1.1: SHOULD, without the CRLF */
+#define MIME_LINE_HARD 998   /* RFC 5322 2.1.1: MUST, without the CRLF */
+#define MIME_EW_MAX 75       /* RFC 2047 2: longest encoded word */
+#define MIME_EW_MIN 24       /* the shortest word that holds any UTF-8 character in Q */
 #define MIME_DESCRIBE_MAX 96 /* bytes of user input quoted in an error text */
 
 /* ---- characters -------------------------------------------------------- */
@@ -75,8 +75,7 @@ int mime_crlf_normalize(const char *data, size_t len, struct mo_buf *out, struct
  * or "From " at a line start are encoded. Non-empty output ends with CRLF
  * (a soft break when data does not end in CRLF), so decoding is exact.
  */
-int mime_qp_encode(const unsigned char *data, size_t len, struct mo_buf *out,
-                   struct mo_error *err);
+int mime_qp_encode(const unsigned char *data, size_t len, struct mo_buf *out, struct mo_error *err);
 
 /* Appends data as base64 (OpenSSL) in lines of 76 characters, each ending in CRLF. */
 int mime_base64_encode(const unsigned char *data, size_t len, struct mo_buf *out,

@@ -62,8 +62,8 @@ static const struct {
     {"john@example.com (John Doe)", NULL, "john", "example.com", "example.com", false},
     {"(c) John   Doe (x) < john@example.com > (y)", "John Doe", "john", "example.com",
      "example.com", false},
-    {"a!#$%&'*+-/=?^_`{|}~@example.com", NULL, "a!#$%&'*+-/=?^_`{|}~", "example.com",
-     "example.com", false},
+    {"a!#$%&'*+-/=?^_`{|}~@example.com", NULL, "a!#$%&'*+-/=?^_`{|}~", "example.com", "example.com",
+     false},
     {"x@a-b.example.co.uk", NULL, "x", "a-b.example.co.uk", "a-b.example.co.uk", false},
     {LOCAL_64 "@example.com", NULL, LOCAL_64, "example.com", "example.com", false},
     {"x@" LABEL_63 ".com", NULL, "x", LABEL_63 ".com", LABEL_63 ".com", false},
@@ -323,10 +323,8 @@ static void
 test_format_parse_round_trip(void **state)
 {
     static const char *const inputs[] = {
-        "\"Doe, John\" <j@x.com>",
-        "\"John \\\"JJ\\\" Doe\" <j@x.com>",
-        "\"john doe\"@example.com",
-        "Support Team <support@example.com>",
+        "\"Doe, John\" <j@x.com>",  "\"John \\\"JJ\\\" Doe\" <j@x.com>",
+        "\"john doe\"@example.com", "Support Team <support@example.com>",
         "\"a\\\\b (c)\" <a@b.co>",
     };
     (void)state;
@@ -356,8 +354,10 @@ static void
 test_format_refuses_injection(void **state)
 {
     struct mime_address a = {.local = "a\r\nBcc: x", .domain = "x.co", .domain_ascii = "x.co"};
-    struct mime_address b = {.display_name = "Evil\r\nBcc: x@y.z", .local = "a",
-                             .domain = "x.co", .domain_ascii = "x.co"};
+    struct mime_address b = {.display_name = "Evil\r\nBcc: x@y.z",
+                             .local = "a",
+                             .domain = "x.co",
+                             .domain_ascii = "x.co"};
     struct mo_buf out;
     struct mo_error err;
     (void)state;

@@ -273,8 +273,7 @@ test_ew_limits(void **state)
 
             mo_buf_init(&enc, 1 << 16);
             mo_buf_init(&dec, 1 << 16);
-            assert_int_equal(mime_ew_encode(inputs[i], strlen(inputs[i]), first_max[k], &enc,
-                                            &err),
+            assert_int_equal(mime_ew_encode(inputs[i], strlen(inputs[i]), first_max[k], &enc, &err),
                              0);
             ew_decode_all(mo_buf_cstr(&enc), limit, &dec);
             assert_int_equal(dec.len, strlen(inputs[i]));
@@ -292,7 +291,7 @@ test_ew_choice(void **state)
         const char *in;
         const char *expect;
     } cases[] = {
-        {"Zoë", "=?UTF-8?Q?Zo=C3=AB?="},    /* mostly ASCII: Q is shorter */
+        {"Zoë", "=?UTF-8?Q?Zo=C3=AB?="},           /* mostly ASCII: Q is shorter */
         {"Заказ", "=?UTF-8?B?0JfQsNC60LDQtw==?="}, /* mostly non-ASCII: B */
         {"", ""},
         /* a long word ends right after a space when that keeps it half full */
@@ -340,9 +339,8 @@ test_qp_exact(void **state)
         struct mo_error err;
 
         mo_buf_init(&enc, 4096);
-        assert_int_equal(mime_qp_encode((const unsigned char *)cases[i].in, strlen(cases[i].in),
-                                        &enc, &err),
-                         0);
+        assert_int_equal(
+            mime_qp_encode((const unsigned char *)cases[i].in, strlen(cases[i].in), &enc, &err), 0);
         assert_string_equal(mo_buf_cstr(&enc), cases[i].expect);
         mo_buf_free(&enc);
     }
@@ -362,7 +360,11 @@ test_qp_long_lines(void **state)
     mo_buf_init(&enc, 1 << 20);
     mo_buf_init(&dec, 1 << 20);
     for (int i = 0; i < 300; i++)
-        assert_int_equal(mo_buf_append_str(&in, i % 7 == 0 ? "é" : i % 5 == 0 ? "= " : "a", &err),
+        assert_int_equal(mo_buf_append_str(&in,
+                                           i % 7 == 0   ? "é"
+                                           : i % 5 == 0 ? "= "
+                                                        : "a",
+                                           &err),
                          0);
     assert_int_equal(mo_buf_append_str(&in, " \r\n.\r\n", &err), 0);
     for (int i = 0; i < 2000; i++)
@@ -426,9 +428,8 @@ test_cte_choose(void **state)
 
     memset(long_line, 'a', sizeof(long_line) - 1);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        assert_int_equal(
-            mime_cte_choose((const unsigned char *)cases[i].in, strlen(cases[i].in)),
-            cases[i].expect);
+        assert_int_equal(mime_cte_choose((const unsigned char *)cases[i].in, strlen(cases[i].in)),
+                         cases[i].expect);
     long_line[998] = '\0';
     assert_int_equal(mime_cte_choose((const unsigned char *)long_line, 998), MIME_CTE_7BIT);
 }
@@ -440,9 +441,8 @@ test_crlf_normalize(void **state)
         const char *in;
         const char *expect;
     } cases[] = {
-        {"a\nb", "a\r\nb"},         {"a\rb", "a\r\nb"},         {"a\r\nb", "a\r\nb"},
-        {"a\n\rb", "a\r\n\r\nb"},   {"\r\r\n", "\r\n\r\n"},     {"", ""},
-        {"end\n", "end\r\n"},
+        {"a\nb", "a\r\nb"},     {"a\rb", "a\r\nb"}, {"a\r\nb", "a\r\nb"}, {"a\n\rb", "a\r\n\r\nb"},
+        {"\r\r\n", "\r\n\r\n"}, {"", ""},           {"end\n", "end\r\n"},
     };
     (void)state;
 
@@ -474,9 +474,8 @@ test_fold_limits(void **state)
     mo_buf_init(&text, 1 << 16);
     mo_buf_init(&unfolded, 1 << 16);
     for (int i = 0; i < 60; i++)
-        assert_int_equal(mo_buf_appendf(&text, &err, "%sword%d%s", i ? " " : "", i,
-                                         i % 9 == 0 ? "  " : ""),
-                         0);
+        assert_int_equal(
+            mo_buf_appendf(&text, &err, "%sword%d%s", i ? " " : "", i, i % 9 == 0 ? "  " : ""), 0);
     assert_int_equal(mime_fold_begin(&f, &out, "X-Test", "header", &err), 0);
     assert_int_equal(mime_fold_text(&f, text.data, text.len, false, &err), 0);
     assert_int_equal(mime_fold_end(&f, &err), 0);
@@ -505,11 +504,18 @@ static void
 test_compose_headers(void **state)
 {
     static const char *const order[] = {
-        "Date: ", "\r\nFrom: ", "\r\nTo: ", "\r\nReply-To: ", "\r\nSubject: ", "\r\nMessage-ID: <",
-        "\r\nMIME-Version: 1.0\r\n", "\r\nX-Mailer: ", "\r\nContent-Type: text/plain; charset=utf-8",
+        "Date: ",
+        "\r\nFrom: ",
+        "\r\nTo: ",
+        "\r\nReply-To: ",
+        "\r\nSubject: ",
+        "\r\nMessage-ID: <",
+        "\r\nMIME-Version: 1.0\r\n",
+        "\r\nX-Mailer: ",
+        "\r\nContent-Type: text/plain; charset=utf-8",
         "\r\nContent-Transfer-Encoding: 7bit\r\n\r\nHello\r\n",
     };
-    struct mime_header extra[] = {{"X-Mailer", "mailout"}};
+    struct mime_header extra[] = {{"X-Mailer", "mailout"}, {"X-Note", "Grüße"}};
     struct mime_address reply = {0};
     struct fixture fx;
     struct mo_error err;
@@ -525,7 +531,7 @@ test_compose_headers(void **state)
     fx.msg.subject = "Hi";
     fx.msg.text = "Hello";
     fx.msg.headers = extra;
-    fx.msg.n_headers = 1;
+    fx.msg.n_headers = 2;
     m = compose_ok(&fx);
     prev = m;
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
@@ -539,6 +545,8 @@ test_compose_headers(void **state)
     assert_non_null(strstr(m, "From: Shop <shop@example.com>\r\n"));
     assert_non_null(strstr(m, "To: a@b.co, \"Doe, John\" <j@x.co>\r\n"));
     assert_null(strstr(m, "Cc:"));
+    /* a non-ASCII extra header value goes out as an encoded word */
+    assert_non_null(strstr(m, "\r\nX-Note: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"));
     mime_address_clear(&reply);
     fixture_free(&fx);
 }
@@ -653,9 +661,9 @@ test_compose_injection(void **state)
         {0, "Hi\nthere", "subject"},
         {0, "Hi\rthere", "subject"},
         {0, "bad \xff utf-8", "subject"},
-        {1, "v\r\nBcc: x@y.z", "header"},  /* header value */
-        {2, "X Bad", "header"},            /* header name with a space */
-        {2, "X-Bad:", "header"},           /* header name with a colon */
+        {1, "v\r\nBcc: x@y.z", "header"}, /* header value */
+        {2, "X Bad", "header"},           /* header name with a space */
+        {2, "X-Bad:", "header"},          /* header name with a colon */
         {2, "", "header"},
         {2, "Bcc", "header"},
         {2, "bcc", "header"},
@@ -663,10 +671,10 @@ test_compose_injection(void **state)
         {2, "content-type", "header"},
         {2, "Message-ID", "header"},
         {2, "X-Ünï", "header"},
-        {3, "a\r\nb.pdf", "attachment"},   /* file name */
+        {3, "a\r\nb.pdf", "attachment"}, /* file name */
         {3, "", "attachment"},
-        {4, "Evil\r\nBcc: x@y.z", "to"},  /* display name */
-        {5, "a\r\nb", "from"},             /* local part */
+        {4, "Evil\r\nBcc: x@y.z", "to"}, /* display name */
+        {5, "a\r\nb", "from"},           /* local part */
         {6, "Evil\nX", "reply_to"},
         {7, "Evil\rX", "cc"},
         {8, "<id@example.com>", "message_id"},
@@ -688,19 +696,49 @@ test_compose_injection(void **state)
         fixture_init(&fx, "shop@example.com", "a@b.co");
         assert_int_equal(mo_buf_append_str(&fx.out, "kept", &err), 0);
         switch (cases[i].what) {
-        case 0: fx.msg.subject = cases[i].value; break;
-        case 1: h.value = cases[i].value; break;
-        case 2: h.name = cases[i].value; break;
-        case 3: att.filename = cases[i].value; break;
-        case 4: bad.display_name = (char *)cases[i].value; fx.msg.to = &bad; break;
-        case 5: bad.local = (char *)cases[i].value; fx.msg.from = &bad; break;
-        case 6: bad.display_name = (char *)cases[i].value; fx.msg.reply_to = &bad; break;
-        case 7: bad.display_name = (char *)cases[i].value; fx.msg.cc = &bad; fx.msg.n_cc = 1; break;
-        case 8: fx.msg.message_id = cases[i].value; break;
-        case 9: fx.msg.text = cases[i].value; break;
-        case 10: fx.msg.html = cases[i].value; break;
-        case 11: att.content_type = cases[i].value; break;
-        default: fail();
+        case 0:
+            fx.msg.subject = cases[i].value;
+            break;
+        case 1:
+            h.value = cases[i].value;
+            break;
+        case 2:
+            h.name = cases[i].value;
+            break;
+        case 3:
+            att.filename = cases[i].value;
+            break;
+        case 4:
+            bad.display_name = (char *)cases[i].value;
+            fx.msg.to = &bad;
+            break;
+        case 5:
+            bad.local = (char *)cases[i].value;
+            fx.msg.from = &bad;
+            break;
+        case 6:
+            bad.display_name = (char *)cases[i].value;
+            fx.msg.reply_to = &bad;
+            break;
+        case 7:
+            bad.display_name = (char *)cases[i].value;
+            fx.msg.cc = &bad;
+            fx.msg.n_cc = 1;
+            break;
+        case 8:
+            fx.msg.message_id = cases[i].value;
+            break;
+        case 9:
+            fx.msg.text = cases[i].value;
+            break;
+        case 10:
+            fx.msg.html = cases[i].value;
+            break;
+        case 11:
+            att.content_type = cases[i].value;
+            break;
+        default:
+            fail();
         }
         fx.msg.headers = &h;
         fx.msg.n_headers = 1;
@@ -815,7 +853,8 @@ test_compose_structure(void **state)
     p = find_after(m, p, "name=\"=?UTF-8?B?0YHRh9GR0YIucGRm?=\"");
     p = find_after(m, p, "Content-Disposition: attachment;");
     p = find_after(m, p, "filename*=utf-8''%D1%81%D1%87%D1%91%D1%82.pdf\r\n");
-    p = find_after(m, p, "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQgYmluYXJ5IAABAv8A\r\n");
+    p = find_after(m, p,
+                   "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQgYmluYXJ5IAABAv8A\r\n");
     p = find_after(m, p, "Content-Type: image/jpeg; name=\"photo.JPG\"\r\n");
     p = find_after(m, p, "Content-Disposition: attachment; filename=\"photo.JPG\"\r\n");
     p = find_after(m, p, "Content-Type: application/x-custom; name=\"data.bin\"\r\n");
@@ -832,10 +871,16 @@ test_compose_content_types(void **state)
         const char *name;
         const char *type;
     } cases[] = {
-        {"a.pdf", "application/pdf"}, {"a.png", "image/png"},     {"a.jpeg", "image/jpeg"},
-        {"a.gif", "image/gif"},       {"a.TXT", "text/plain"},    {"a.html", "text/html"},
-        {"a.csv", "text/csv"},        {"a.zip", "application/zip"},
-        {"a.json", "application/json"}, {"a.tar.gz", "application/octet-stream"},
+        {"a.pdf", "application/pdf"},
+        {"a.png", "image/png"},
+        {"a.jpeg", "image/jpeg"},
+        {"a.gif", "image/gif"},
+        {"a.TXT", "text/plain"},
+        {"a.html", "text/html"},
+        {"a.csv", "text/csv"},
+        {"a.zip", "application/zip"},
+        {"a.json", "application/json"},
+        {"a.tar.gz", "application/octet-stream"},
         {"a.", "application/octet-stream"},
     };
     struct fixture fx;
@@ -970,6 +1015,8 @@ test_message_id(void **state)
 static void
 test_compose_limit(void **state)
 {
+    static char word[1000];
+    struct mime_header h = {"X-Long", word};
     struct fixture fx;
     struct mo_buf small;
     struct mo_error err;
@@ -987,6 +1034,17 @@ test_compose_limit(void **state)
     assert_string_equal(err.field, "date");
     fx.msg.date = 0; /* now */
     compose_ok(&fx);
+
+    /* an extra header with a word no line of 998 can hold */
+    memset(word, 'w', sizeof(word) - 1);
+    word[sizeof(word) - 1] = '\0';
+    fx.msg.headers = &h;
+    fx.msg.n_headers = 1;
+    mo_buf_reset(&fx.out);
+    assert_int_equal(mime_compose(&fx.msg, &fx.out, NULL, 0, &err), -1);
+    assert_int_equal(err.category, MO_ERR_CONFIG);
+    assert_string_equal(err.field, "header");
+    assert_int_equal(fx.out.len, 0);
     fixture_free(&fx);
 }
 
