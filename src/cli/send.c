@@ -89,6 +89,30 @@ transcript_json(const struct smtp_session *s)
     return a;
 }
 
+static json_t *
+steps_json(const struct smtp_session *s)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; s != NULL && i < smtp_session_step_count(s); i++) {
+        const struct smtp_step *st = smtp_session_step(s, i);
+        json_array_append_new(a, json_pack("{s:s, s:b, s:I}", "name", st->name, "ok", st->ok, "ms",
+                                           (json_int_t)st->ms));
+    }
+    return a;
+}
+
+/* One line a step: "  ok    tls        3 ms". */
+static void
+print_steps(FILE *out, const struct smtp_session *s)
+{
+    for (size_t i = 0; s != NULL && i < smtp_session_step_count(s); i++) {
+        const struct smtp_step *st = smtp_session_step(s, i);
+        fprintf(out, "  %-6s %-9s %5lld ms\n", st->ok ? "ok" : "FAILED", st->name,
+                (long long)st->ms);
+    }
+}
+
 static void
 print_json(json_t *o)
 {
@@ -502,8 +526,7 @@ needs_smtputf8(const struct compose_state *cs, const struct send_opts *o)
 
 static int
 report(const struct send_opts *o, const struct compose_state *cs, struct smtp_session *s,
-       const struct smtp_send_result *res, const struct mo_error *err, bool sent, int64_t open_ms,
-       int64_t send_ms)
+       const struct smtp_send_result *res, const struct mo_error *err, bool sent)
 {
     size_t refused = res->n_rcpts - res->n_accepted;
     int code;
@@ -522,22 +545,22 @@ report(const struct send_opts *o, const struct compose_state *cs, struct smtp_se
                                                   "enhanced", r->enhanced[0] ? r->enhanced : NULL,
                                                   "text", r->code ? r->text : NULL));
         }
-        print_json(json_pack("{s:b, s:o, s:o, s:s?, s:o, s:{s:I, s:I}}", "ok", sent && refused == 0,
-                             "error", sent ? json_null() : error_json(err), "recipients", list,
-                             "message_id", cs->message_id[0] ? cs->message_id : NULL, "transcript",
-                             transcript_json(s), "ms", "connect", (json_int_t)open_ms, "send",
-                             (json_int_t)send_ms));
+        print_json(json_pack(
+            "{s:b, s:o, s:o, s:o, s:s?, s:o}", "ok", sent && refused == 0, "steps", steps_json(s),
+            "error", sent ? json_null() : error_json(err), "recipients", list, "message_id",
+            cs->message_id[0] ? cs->message_id : NULL, "transcript", transcript_json(s)));
         return code;
     }
     if (!sent) {
+        print_steps(stderr, s);
         print_failure_text(err);
         return code;
     }
-    printf("connected to %s:%u (%s%s%s) in %lld ms\n", o->smtp.host, o->smtp.port,
-           smtp_session_is_tls(s) ? "TLS" : "no TLS", o->smtp.username ? ", logged in as " : "",
-           o->smtp.username ? o->smtp.username : "", (long long)open_ms);
-    printf("sent <%s> in %lld ms: %d %s %s\n", cs->message_id, (long long)send_ms, res->code,
-           res->enhanced, res->text);
+    printf("mailout send: %s:%u, %s%s%s\n", o->smtp.host, o->smtp.port,
+           smtp_session_is_tls(s) ? "encrypted (TLS)" : "not encrypted",
+           o->smtp.username ? ", logged in as " : "", o->smtp.username ? o->smtp.username : "");
+    print_steps(stdout, s);
+    printf("sent <%s>: %d %s %s\n", cs->message_id, res->code, res->enhanced, res->text);
     for (size_t i = 0; i < res->n_rcpts; i++)
         if (!res->rcpts[i].ok)
             printf("  refused <%s>: %d %s %s\n", res->rcpts[i].address, res->rcpts[i].code,
@@ -561,9 +584,6 @@ cli_send_main(int argc, char **argv)
     bool password_stdin = false;
     bool help_only = false;
     char *secret = NULL;
-    int64_t t0;
-    int64_t open_ms = 0;
-    int64_t send_ms = 0;
     int code = CLI_EXIT_USAGE;
 
     memset(&res, 0, sizeof(res));
@@ -617,12 +637,12 @@ cli_send_main(int argc, char **argv)
             print_problems(o, p);
             code = CLI_EXIT_USAGE;
         } else {
-            code = report(o, cs, NULL, &res, &err, false, 0, 0);
+            code = report(o, cs, NULL, &res, &err, false);
         }
         goto out;
     }
     if (mime_address_envelope(&cs->from, cs->from_env, sizeof(cs->from_env), &err) != 0) {
-        code = report(o, cs, NULL, &res, &err, false, 0, 0);
+        code = report(o, cs, NULL, &res, &err, false);
         goto out;
     }
     env.from = cs->from_env;
@@ -632,26 +652,20 @@ cli_send_main(int argc, char **argv)
 
     s = smtp_session_new(&o->smtp, &err);
     if (s == NULL) {
-        code = report(o, cs, NULL, &res, &err, false, 0, 0);
+        code = report(o, cs, NULL, &res, &err, false);
         goto out;
     }
-    t0 = mo_now_ms();
     if (smtp_session_open(s, &err) != 0) {
-        open_ms = mo_now_ms() - t0;
-        code = report(o, cs, s, &res, &err, false, open_ms, 0);
+        code = report(o, cs, s, &res, &err, false);
         goto out;
     }
-    open_ms = mo_now_ms() - t0;
-    t0 = mo_now_ms();
     if (smtp_session_send(s, &env, cs->message.data, cs->message.len, &res, &err) != 0) {
-        send_ms = mo_now_ms() - t0;
         (void)smtp_session_quit(s, NULL);
-        code = report(o, cs, s, &res, &err, false, open_ms, send_ms);
+        code = report(o, cs, s, &res, &err, false);
         goto out;
     }
-    send_ms = mo_now_ms() - t0;
     (void)smtp_session_quit(s, NULL);
-    code = report(o, cs, s, &res, &err, true, open_ms, send_ms);
+    code = report(o, cs, s, &res, &err, true);
 out:
     smtp_send_result_clear(&res);
     smtp_session_free(s);

@@ -193,7 +193,9 @@ smtp_conn_open(struct smtp_conn *c, const char *host, unsigned port, int timeout
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(service, sizeof(service), "%u", port);
+    c->dns_ms = mo_now_ms();
     gai = getaddrinfo(ascii, service, &hints, &res);
+    c->dns_ms = mo_now_ms() - c->dns_ms;
     if (gai != 0) {
         bool temporary = (gai == EAI_AGAIN);
         mo_error_set(err, MO_ERR_DNS, "host",

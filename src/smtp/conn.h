@@ -26,9 +26,10 @@ struct smtp_conn {
     size_t rpos; /* first unread byte */
     size_t rlen; /* bytes held */
     struct mo_buf wbuf;
-    char peer[INET6_ADDRSTRLEN + 8]; /* "ip" of the server, for messages */
+    char peer[INET6_ADDRSTRLEN + 8];          /* "ip" of the server, for messages */
     char local_literal[INET6_ADDRSTRLEN + 8]; /* "[ip]" / "[IPv6:ip]" of our end */
     bool is_loopback;
+    int64_t dns_ms; /* how long the name lookup took */
     char tls_version[16];
     char tls_cipher[64];
 };

@@ -84,6 +84,10 @@ struct smtp_session {
     bool need_rset; /* the last transaction did not end cleanly */
     bool was_tls;   /* TLS was established on this connection (kept after QUIT) */
 
+    struct smtp_step steps[SMTP_STEPS_MAX];
+    size_t n_steps;
+    int64_t step_t0;
+
     bool transcript_on;
     char **lines;
     size_t n_lines;
@@ -154,6 +158,21 @@ session_enter(struct smtp_session *s, enum smtp_state next)
         mo_log(MO_LOG_DEBUG, "smtp %s:%u: %s -> %s", s->host, s->port, state_names[s->state],
                state_names[next]);
     s->state = next;
+}
+
+/* Ends the current step: records how long it took since the last one ended. */
+static void
+session_step(struct smtp_session *s, const char *name, bool ok)
+{
+    int64_t now = mo_now_ms();
+
+    if (s->n_steps < SMTP_STEPS_MAX) {
+        s->steps[s->n_steps].name = name;
+        s->steps[s->n_steps].ok = ok;
+        s->steps[s->n_steps].ms = now - s->step_t0;
+        s->n_steps++;
+    }
+    s->step_t0 = now;
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -355,6 +374,18 @@ const char *
 smtp_session_transcript_line(const struct smtp_session *s, size_t i)
 {
     return i < s->n_lines ? s->lines[i] : NULL;
+}
+
+size_t
+smtp_session_step_count(const struct smtp_session *s)
+{
+    return s->n_steps;
+}
+
+const struct smtp_step *
+smtp_session_step(const struct smtp_session *s, size_t i)
+{
+    return i < s->n_steps ? &s->steps[i] : NULL;
 }
 
 void
@@ -626,28 +657,53 @@ smtp_session_open(struct smtp_session *s, struct mo_error *err)
     smtp_reply_parser_init(&s->parser);
     s->need_rset = false;
     s->was_tls = false;
+    s->n_steps = 0;
+    s->step_t0 = mo_now_ms();
     session_enter(s, SMTP_STATE_CONNECT);
     if (smtp_conn_open(&s->conn, s->host, s->port, s->timeouts.connect_ms, err) != 0) {
+        bool dns_failed = err != NULL && err->stage != NULL && strcmp(err->stage, "dns") == 0;
+        session_step(s, "dns", !dns_failed);
+        if (!dns_failed)
+            session_step(s, "connect", false);
         session_broken(s, SMTP_STATE_CONNECT, err);
         return -1;
     }
+    /* The lookup and the connect are one call below; split their durations. */
+    s->step_t0 += s->conn.dns_ms;
+    s->steps[s->n_steps++] = (struct smtp_step){"dns", true, s->conn.dns_ms};
+    session_step(s, "connect", true);
     session_notef(s, "connected to %s port %u", s->conn.peer, s->port);
     if (s->security == SMTP_SECURITY_TLS) {
         session_enter(s, SMTP_STATE_TLS);
         if (smtp_conn_start_tls(&s->conn, s->host, s->port, s->ca_file, s->timeouts.connect_ms,
                                 err) != 0) {
+            session_step(s, "tls", false);
             session_broken(s, SMTP_STATE_TLS, err);
             return -1;
         }
+        session_step(s, "tls", true);
         session_notef(s, "TLS established (%s, %s)", s->conn.tls_version, s->conn.tls_cipher);
         s->was_tls = true;
     }
-    if (session_greeting(s, err) != 0 || session_ehlo(s, err) != 0)
+    if (session_greeting(s, err) != 0 || session_ehlo(s, err) != 0) {
+        session_step(s, "greeting", false);
         return -1;
-    if (s->security == SMTP_SECURITY_STARTTLS && session_starttls(s, err) != 0)
-        return -1;
-    if (s->username != NULL && session_auth(s, err) != 0)
-        return -1;
+    }
+    session_step(s, "greeting", true);
+    if (s->security == SMTP_SECURITY_STARTTLS) {
+        if (session_starttls(s, err) != 0) {
+            session_step(s, "tls", false);
+            return -1;
+        }
+        session_step(s, "tls", true);
+    }
+    if (s->username != NULL) {
+        if (session_auth(s, err) != 0) {
+            session_step(s, "login", false);
+            return -1;
+        }
+        session_step(s, "login", true);
+    }
     session_enter(s, SMTP_STATE_READY);
     return 0;
 }
@@ -858,9 +914,9 @@ session_envelope(struct smtp_session *s, const struct smtp_envelope *env, const 
     return data_ok ? 0 : -1;
 }
 
-int
-smtp_session_send(struct smtp_session *s, const struct smtp_envelope *env, const char *msg,
-                  size_t msg_len, struct smtp_send_result *res, struct mo_error *err)
+static int
+session_send(struct smtp_session *s, const struct smtp_envelope *env, const char *msg,
+             size_t msg_len, struct smtp_send_result *res, struct mo_error *err)
 {
     char mail_line[1100];
     struct smtp_reply r;
@@ -947,8 +1003,8 @@ smtp_session_send(struct smtp_session *s, const struct smtp_envelope *env, const
     return 0;
 }
 
-int
-smtp_session_try_sender(struct smtp_session *s, const char *from, struct mo_error *err)
+static int
+session_try_sender(struct smtp_session *s, const char *from, struct mo_error *err)
 {
     char line[1100];
     struct smtp_reply r;
@@ -977,6 +1033,29 @@ smtp_session_try_sender(struct smtp_session *s, const char *from, struct mo_erro
         session_reply(s, SMTP_STATE_RSET, &r, NULL) == 0)
         s->need_rset = false;
     session_enter(s, SMTP_STATE_READY);
+    return rc;
+}
+
+int
+smtp_session_send(struct smtp_session *s, const struct smtp_envelope *env, const char *msg,
+                  size_t msg_len, struct smtp_send_result *res, struct mo_error *err)
+{
+    int rc;
+
+    s->step_t0 = mo_now_ms();
+    rc = session_send(s, env, msg, msg_len, res, err);
+    session_step(s, "send", rc == 0);
+    return rc;
+}
+
+int
+smtp_session_try_sender(struct smtp_session *s, const char *from, struct mo_error *err)
+{
+    int rc;
+
+    s->step_t0 = mo_now_ms();
+    rc = session_try_sender(s, from, err);
+    session_step(s, "sender", rc == 0);
     return rc;
 }
 

@@ -24,8 +24,8 @@
 
 /* ---- replies (pure) ---------------------------------------------------- */
 
-#define SMTP_REPLY_LINE_MAX 512   /* octets with CRLF, RFC 5321 4.5.3.1.5 */
-#define SMTP_REPLY_TEXT_MAX 4096  /* all lines of one reply */
+#define SMTP_REPLY_LINE_MAX 512  /* octets with CRLF, RFC 5321 4.5.3.1.5 */
+#define SMTP_REPLY_TEXT_MAX 4096 /* all lines of one reply */
 #define SMTP_REPLY_LINES_MAX 128
 
 /*
@@ -177,7 +177,7 @@ int smtp_security_parse(const char *name, enum smtp_security *out);
 struct smtp_timeouts {
     int connect_ms;
     int greeting_ms;
-    int command_ms;   /* EHLO, STARTTLS, AUTH, RSET, QUIT */
+    int command_ms; /* EHLO, STARTTLS, AUTH, RSET, QUIT */
     int mail_ms;
     int rcpt_ms;
     int data_init_ms; /* the 354 */
@@ -193,11 +193,11 @@ struct smtp_options {
     const char *host; /* DNS name or IP literal; required */
     unsigned port;    /* required */
     enum smtp_security security;
-    const char *username;    /* NULL: no AUTH */
-    const char *secret;      /* password or XOAUTH2 token; NULL only without username */
+    const char *username;     /* NULL: no AUTH */
+    const char *secret;       /* password or XOAUTH2 token; NULL only without username */
     enum smtp_auth_mech auth; /* SMTP_AUTH_AUTO: strongest offered */
-    const char *ca_file;     /* NULL: the system's trust store */
-    const char *helo_name;   /* NULL: this machine's name */
+    const char *ca_file;      /* NULL: the system's trust store */
+    const char *helo_name;    /* NULL: this machine's name */
     struct smtp_timeouts timeouts;
 };
 
@@ -214,17 +214,17 @@ struct smtp_envelope {
     const char *from;         /* addr-spec, no brackets; "" for the null sender */
     const char *const *rcpts; /* addr-specs */
     size_t n_rcpts;
-    bool needs_smtputf8;      /* an address or header holds UTF-8 (RFC 6531) */
+    bool needs_smtputf8; /* an address or header holds UTF-8 (RFC 6531) */
 };
 
 struct smtp_send_result {
     struct smtp_rcpt_result *rcpts; /* n_rcpts entries, owned; smtp_send_result_clear */
     size_t n_rcpts;
     size_t n_accepted;
-    int code;                       /* the reply to the final "." */
+    int code; /* the reply to the final "." */
     char enhanced[MO_ENHANCED_MAX];
-    char text[512];                 /* e.g. "OK queued as 4Bx..." */
-    bool maybe_delivered;           /* the line broke after "." and before its reply */
+    char text[512];       /* e.g. "OK queued as 4Bx..." */
+    bool maybe_delivered; /* the line broke after "." and before its reply */
 };
 
 void smtp_send_result_clear(struct smtp_send_result *res);
@@ -281,6 +281,22 @@ int smtp_session_quit(struct smtp_session *s, struct mo_error *err);
  */
 size_t smtp_session_transcript_count(const struct smtp_session *s);
 const char *smtp_session_transcript_line(const struct smtp_session *s, size_t i);
+
+/*
+ * The steps of the last open and send, in order, each with its duration:
+ * "dns", "connect", "tls", "greeting", "login", "sender" (try_sender),
+ * "send". A failed step is the last one, with ok false. Borrowed.
+ */
+struct smtp_step {
+    const char *name;
+    bool ok;
+    int64_t ms;
+};
+
+#define SMTP_STEPS_MAX 12
+
+size_t smtp_session_step_count(const struct smtp_session *s);
+const struct smtp_step *smtp_session_step(const struct smtp_session *s, size_t i);
 
 /* Stops recording the transcript (for bulk sending); events still count. */
 void smtp_session_set_transcript(struct smtp_session *s, bool on);
