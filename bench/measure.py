@@ -74,6 +74,20 @@ def proxy_lines(path):
         return []
 
 
+CURRENT = {"pid": None}
+
+
+def on_signal(signum, frame):
+    """SIGTERM/SIGINT: take the running sample's process group down too."""
+    pid = CURRENT["pid"]
+    if pid is not None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)
+
+
 def run_one(argv, stdin_path, timeout, out_f, err_f, rss_file):
     """Starts argv under GNU time, reaps it with wait4;
     returns (status, rusage, max RSS in KB or None, timed_out)."""
@@ -89,6 +103,7 @@ def run_one(argv, stdin_path, timeout, out_f, err_f, rss_file):
     finally:
         if stdin_path:
             stdin.close()
+    CURRENT["pid"] = p.pid
     timed_out = threading.Event()
 
     def kill():
@@ -110,6 +125,7 @@ def run_one(argv, stdin_path, timeout, out_f, err_f, rss_file):
                 continue
     finally:
         timer.cancel()
+        CURRENT["pid"] = None
     p.returncode = os.waitstatus_to_exitcode(status)
     rss = None
     try:
@@ -139,6 +155,8 @@ def main():
     ap.add_argument("--keep-stdout", help="copy the (last) child's stdout here")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
     if not cmd:
         ap.error("no command")

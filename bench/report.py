@@ -136,6 +136,12 @@ def main():
 
     c1 = f"{n1:,} × 2 KB, 1 connection (msgs/s)"
     add(c1, m1, m1.mps, "", "smtp-source -d -s1", s1, s1.mps, "ratio", 1.0)
+    for where, label in (("same", "client on the sink's CPU"), ("cross", "client on the other CPU")):
+        mo_p, ss_p = st(f"2k-1conn-{where}cpu", "mailout"), st(f"2k-1conn-{where}cpu",
+                                                              "smtp-source -d -s1")
+        if mo_p.n or ss_p.n:
+            add(f"{n1:,} × 2 KB, 1 connection, pinned: {label} (msgs/s)", mo_p, mo_p.mps, "",
+                "smtp-source -d -s1 (same pinning)", ss_p, ss_p.mps, "ratio", 1.0)
     add(c1, m1, m1.mps, "", "Python smtplib, 1 connection", py1, py1.mps, None)
     add(c1, m1, m1.mps, "", f"curl, 1 process/msg ({curl_each.messages} msgs)", curl_each,
         curl_each.mps, None)
@@ -150,6 +156,11 @@ def main():
     add(cp, mp, mp.mps, "", "Python smtplib, 1 connection", pyp, pyp.mps, "min", 45)
     add(f"client CPU per message, {n1:,} msgs, 1 conn (ms)", m1, m1.cpu_ms, "ms",
         "smtp-source -d -s1", s1, s1.cpu_ms, "max", 0.1, digits=4)
+    mx, sx = st("2k-1conn-crosscpu", "mailout"), st("2k-1conn-crosscpu", "smtp-source -d -s1")
+    if mx.n or sx.n:
+        add(f"client CPU per message, {n1:,} msgs, 1 conn, client on the other CPU (ms)", mx,
+            mx.cpu_ms, "ms", "smtp-source -d -s1 (same pinning)", sx, sx.cpu_ms, "max", 0.1,
+            digits=4)
     add(f"client CPU per message, {n4:,} msgs, 4 conns (ms)", m4, m4.cpu_ms, "ms",
         "smtp-source -d -s4", s4, s4.cpu_ms, "max", 0.1, digits=4)
     add(f"peak memory (max RSS), {n1:,} msgs, 1 conn (MB)", m1, m1.rss_mb, "MB",

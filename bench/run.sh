@@ -26,6 +26,9 @@
 #   BENCH_STRICT=1      exit 2 when a target is missed (default: only
 #                       failures, i.e. messages not delivered, fail the run)
 #   BENCH_KEEP_TMP=1    keep the temporary folder (printed at the end)
+#   BENCH_PIN=0         skip the pinned one-connection rows (sink on CPU 0,
+#                       client on CPU 0 = "same", on CPU 1 = "cross")
+#   BENCH_SOURCE_PAYLOAD=l  smtp-source with -l 2048 instead of -F (same file)
 # Exit status: 0 done, 1 a sample failed (or setup failed), 2 target missed
 # with BENCH_STRICT=1.
 set -euo pipefail
@@ -80,6 +83,11 @@ chmod 755 "$TMP"   # smtp-sink runs as nobody and writes its capture files below
 PIDS=()
 cleanup() {
     local rc=$?
+    trap - INT TERM
+    if [[ -n ${MEASURE_PID:-} ]]; then
+        kill -TERM "$MEASURE_PID" 2>/dev/null || true
+        wait "$MEASURE_PID" 2>/dev/null || true
+    fi
     for p in "${PIDS[@]}"; do
         kill "$p" 2>/dev/null || true
     done
@@ -124,6 +132,16 @@ start_sink() { # port logfile [extra args...]
     wait_port "$port" 10 || die "smtp-sink did not start on port $port: $(cat "$log")"
 }
 
+# Work on a copy of the binary: a rebuild during the run must not swap it (or
+# make it unreadable for a moment) under the benchmark.
+MAILOUT_SRC=$MAILOUT
+if [[ $PEERS_ONLY != 1 ]]; then
+    cp "$MAILOUT_SRC" "$TMP/mailout" || die "cannot copy $MAILOUT_SRC"
+    MAILOUT=$TMP/mailout
+    MAILOUT_SUM=$(sha256sum "$MAILOUT" | cut -c1-12)
+fi
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # --- messages -------------------------------------------------------------------
 echo "bench: making messages in $TMP" >&2
 $PY "$HERE/genmsgs.py" --dir "$TMP/msgs" --count "$N" --size 2048 --lf-copy "$TMP/one-lf.eml"
@@ -139,6 +157,20 @@ cat "$TMP"/msgs/* "$BIGFILE" >/dev/null
 SINK_PORT=$(free_port)
 SINK_LOG=$TMP/sink.log
 start_sink "$SINK_PORT" "$SINK_LOG" -c
+# A second sink pinned to CPU 0, for the pinned one-connection rows: on this
+# VM a client on the sink's CPU runs several times faster than one on the
+# other CPU (cross-CPU wake-ups are expensive), which is where the big swings
+# of unpinned one-connection runs come from.
+PIN=0
+if [[ ${BENCH_PIN:-1} == 1 ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+    PIN=1
+    PIN_PORT=$(free_port)
+    PIN_LOG=$TMP/pin-sink.log
+    smtp-sink "${SINK_USER[@]}" -c "$HOST:$PIN_PORT" 1000 >"$PIN_LOG" 2>&1 &
+    PIDS+=($!)
+    taskset -pc 0 "$!" >/dev/null
+    wait_port "$PIN_PORT" 10 || die "the pinned smtp-sink did not start: $(cat "$PIN_LOG")"
+fi
 PROXY_PORT=$(free_port)
 PROXY_STATS=$TMP/proxy-stats.jsonl
 $PY "$HERE/delayproxy.py" --listen "$PROXY_PORT" --target "$SINK_PORT" --delay-ms "$DELAY_MS" \
@@ -149,11 +181,17 @@ wait_port "$PROXY_PORT" 10 || die "the delay proxy did not start: $(cat "$TMP/pr
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 FAILED=0
+MEASURE_PID=
 sample() { # case tool rep messages bytes check [measure args...] -- cmd...
-    local c=$1 t=$2 r=$3 n=$4 b=$5 chk=$6; shift 6
+    local c=$1 t=$2 r=$3 n=$4 b=$5 chk=$6 rc=0; shift 6
+    # In the background + wait, so that a signal runs the clean-up trap at once
+    # (measure.py takes its own child down on SIGTERM).
     $PY "$HERE/measure.py" --out "$RESULTS" --case "$c" --tool "$t" --rep "$r" --messages "$n" \
-        --bytes "$b" --check "$chk" --sink-log "$SINK_LOG" --timeout "$TIMEOUT" "$@" \
-        || FAILED=$((FAILED + 1))
+        --bytes "$b" --check "$chk" --sink-log "$SINK_LOG" --timeout "$TIMEOUT" "$@" </dev/null &
+    MEASURE_PID=$!
+    wait "$MEASURE_PID" || rc=$?
+    MEASURE_PID=
+    (( rc == 0 )) || FAILED=$((FAILED + 1))
 }
 MO=()
 mo() { # port path [extra...]: sets MO to the mailout command line
@@ -161,13 +199,21 @@ mo() { # port path [extra...]: sets MO to the mailout command line
     MO=("$MAILOUT" send --host "$HOST" --port "$port" --security none --from "$FROM" --to "$TO"
         --raw "$path" --json "$@")
 }
-SMTP_SOURCE=(smtp-source -M localhost -f "$FROM" -t "$TO" -F "$TMP/one-lf.eml")
+# smtp-source sends the same 2,048 bytes as mailout (-F, one of the files with LF
+# ends: it appends CRLF itself); BENCH_SOURCE_PAYLOAD=l uses -l 2048 instead
+# (its own headers + 2,048 bytes of payload, ~2.3 KB).
+if [[ ${BENCH_SOURCE_PAYLOAD:-F} == l ]]; then
+    SMTP_SOURCE=(smtp-source -M localhost -f "$FROM" -t "$TO" -l 2048)
+else
+    SMTP_SOURCE=(smtp-source -M localhost -f "$FROM" -t "$TO" -F "$TMP/one-lf.eml")
+fi
 
 # --- correctness gate: mailout's messages arrive, once, intact ------------------------
 if [[ $PEERS_ONLY != 1 ]]; then
     echo "bench: checking that mailout's messages arrive intact" >&2
     mkdir -p "$TMP/verify/orig" "$TMP/verify/dump"
-    ls "$TMP/msgs" | head -n 50 | while read -r f; do cp "$TMP/msgs/$f" "$TMP/verify/orig/"; done
+    small=("$TMP"/msgs/*.eml)
+    cp "${small[@]:0:50}" "$TMP/verify/orig/"
     cp "$BIGFILE" "$TMP/verify/orig/"
     NV=$(ls "$TMP/verify/orig" | wc -l)
     [[ $(id -u) == 0 ]] && chown nobody "$TMP/verify/dump"
@@ -201,6 +247,19 @@ for r in $(seq "$REPEAT"); do
         "${SMTP_SOURCE[@]}" -d -s1 -m "$N" "$HOST:$SINK_PORT"
     sample 2k-1conn "python smtplib" "$r" "$N" $((N * 2048)) smtplib -- \
         $PY "$HERE/smtplib_send.py" --port "$SINK_PORT" --from "$FROM" --to "$TO" --raw "$TMP/msgs"
+
+    if (( PIN )); then
+        for pin in same:0 cross:1; do
+            c="2k-1conn-${pin%%:*}cpu" cpu=${pin#*:}
+            if [[ $PEERS_ONLY != 1 ]]; then
+                mo "$PIN_PORT" "$TMP/msgs"
+                sample "$c" mailout "$r" "$N" $((N * 2048)) mailout --sink-log "$PIN_LOG" -- \
+                    taskset -c "$cpu" "${MO[@]}"
+            fi
+            sample "$c" "smtp-source -d -s1" "$r" "$N" $((N * 2048)) exit --sink-log "$PIN_LOG" -- \
+                taskset -c "$cpu" "${SMTP_SOURCE[@]}" -d -s1 -m "$N" "$HOST:$PIN_PORT"
+        done
+    fi
 
     if [[ $PEERS_ONLY != 1 ]]; then
         mo "$SINK_PORT" "$TMP/msgs" --connections 4
@@ -243,14 +302,15 @@ meta=(
     "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     "machine: $(nproc) CPUs, $cpu_model, $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
     "sink: smtp-sink -c (Postfix $(/usr/sbin/postconf -d -h mail_version 2>/dev/null || echo '?')) on 127.0.0.1:$SINK_PORT; reply-delay proxy: bench/delayproxy.py, ${DELAY_MS} ms per server chunk"
-    "messages: $N × 2,048 bytes (CRLF, dot-stuffing needed every 16th line), big message $BIG bytes; smtp-source sends the same 2 KB file with -F"
+    "messages: $N × 2,048 bytes (CRLF, dot-stuffing needed every 16th line), big message $BIG bytes; smtp-source: $([[ ${BENCH_SOURCE_PAYLOAD:-F} == l ]] && echo '-l 2048' || echo '-F (the same 2 KB file)')"
+    "load average at start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
     "repeats: $REPEAT (main cases), $SLOW_REPEAT (proxy, one-process-per-message); mode: $([[ $QUICK == 1 ]] && echo quick || echo full)"
     "peers: $(curl --version | head -n1 | cut -d' ' -f1-2), $(msmtp --version | head -n1), Python $($PY -c 'import platform; print(platform.python_version())') smtplib"
 )
 if [[ $PEERS_ONLY != 1 ]]; then
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | head -c1)
-    meta+=("mailout: $MAILOUT ($("$MAILOUT" --version 2>/dev/null || echo '?'); git $rev${dirty:+ + uncommitted changes})")
+    meta+=("mailout: $MAILOUT_SRC ($("$MAILOUT" --version 2>/dev/null || echo '?'), sha256 $MAILOUT_SUM…; git $rev${dirty:+ + uncommitted changes}), run from a copy")
 else
     meta+=("mailout: not run (BENCH_PEERS_ONLY=1)")
 fi
