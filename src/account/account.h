@@ -63,6 +63,8 @@ struct account_provider {
     const char *const *mx_suffixes; /* NULL-terminated; MX host suffixes */
     unsigned flags;           /* enum account_provider_flag bits */
     const char *notes;        /* one plain-language paragraph for the owner, or NULL */
+    const char *fixed_username; /* the literal login every account uses ("apikey" for
+                                   SendGrid), or NULL */
 };
 
 size_t account_provider_count(void);

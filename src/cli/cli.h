@@ -11,7 +11,26 @@
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_TEMPFAIL 75
 
+#include "account/account.h"
+
 /* `mailout send ...`: argv[0] is "send". */
 int cli_send_main(int argc, char **argv);
+/* `mailout account set|show|list|remove|check ...`: argv[0] is "account". */
+int cli_account_main(int argc, char **argv);
+/* `mailout test ...`: sends the confirmation letter. */
+int cli_test_main(int argc, char **argv);
+/* `mailout account check ...` (argv[0] is "check"). */
+int cli_check_main(int argc, char **argv);
+/* `mailout setup`: the interactive wizard. */
+int cli_setup_main(int argc, char **argv);
+/* `mailout detect EMAIL ...` and `mailout providers ...`. */
+int cli_detect_main(int argc, char **argv);
+int cli_providers_main(int argc, char **argv);
+
+/* The data folder (home.c): set once from --home, else from the environment. */
+void cli_set_home(const char *dir);
+const char *cli_home(void);
+/* Opens the account store in the data folder, printing any error; returns an exit status. */
+int cli_open_store(struct account_store **out);
 
 #endif

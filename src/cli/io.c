@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int
@@ -41,19 +42,46 @@ io_read_file(const char *path, size_t max_bytes, const char *field, struct mo_bu
              struct mo_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc;
+    struct stat st;
+    int rc = -1;
 
     if (fd < 0) {
         mo_error_set(err, MO_ERR_CONFIG, field, "cannot open \"%s\": %s", path, strerror(errno));
         return -1;
     }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* A regular file: one buffer of the right size, read straight into it. */
+        size_t size = (size_t)st.st_size;
+        size_t got = 0;
+
+        if (size > max_bytes) {
+            mo_error_set(err, MO_ERR_CONFIG, field, "\"%s\" is larger than the limit of %zu bytes",
+                         path, max_bytes);
+            goto out;
+        }
+        if (mo_buf_reserve(out, size, err) != 0)
+            goto out;
+        while (got < size) {
+            ssize_t n = read(fd, out->data + out->len + got, size - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        out->len += got;
+        out->data[out->len] = '\0';
+        rc = 0;
+        goto out;
+    }
     rc = read_fd(fd, max_bytes, out, err);
-    close(fd);
     if (rc != 0) {
         if (err != NULL)
             err->field = field;
         mo_error_prefix(err, "\"%s\"", path);
     }
+out:
+    close(fd);
     return rc;
 }
 

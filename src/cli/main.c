@@ -1,6 +1,7 @@
 /*
- * main.c - `mailout`: picks the command and hands over its arguments.
- * The data flow of every command starts here; see docs/ARCHITECTURE.md.
+ * main.c - `mailout`: takes the global options (--home), picks the command
+ * and hands over its arguments. The data flow of every command starts here;
+ * see docs/ARCHITECTURE.md.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,34 +12,67 @@
 static void
 usage(FILE *out)
 {
-    fputs("usage: mailout COMMAND [OPTIONS]\n"
+    fputs("usage: mailout [--home DIR] COMMAND [OPTIONS]\n"
           "\n"
           "commands:\n"
-          "  send      compose and send one message now (or send ready-made files with --raw)\n"
+          "  setup        set up a sender account step by step (interactive)\n"
+          "  account      set, show, list, remove or check sender accounts\n"
+          "  test         send the confirmation letter with an account's settings\n"
+          "  providers    list the mail services mailout knows\n"
+          "  detect       tell which mail service and server an address uses\n"
+          "  send         compose and send one message now (or ready-made files with --raw)\n"
           "\n"
+          "--home DIR (or MAILOUT_HOME) is the data folder; default ~/.local/share/mailout.\n"
           "Run `mailout COMMAND --help` for a command's options.\n",
           out);
 }
 
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"send", cli_send_main},   {"account", cli_account_main}, {"test", cli_test_main},
+    {"setup", cli_setup_main}, {"detect", cli_detect_main},   {"providers", cli_providers_main},
+};
+
 int
 main(int argc, char **argv)
 {
-    if (argc < 2) {
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
+            cli_set_home(argv[i + 1]);
+            i += 2;
+        } else if (strncmp(argv[i], "--home=", 7) == 0) {
+            cli_set_home(argv[i] + 7);
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            puts("mailout 0.1.0");
+            return CLI_EXIT_OK;
+        } else {
+            fprintf(stderr, "mailout: unknown option \"%s\"\n", argv[i]);
+            usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[i], "help") == 0) {
         usage(stdout);
         return CLI_EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        puts("mailout 0.1.0");
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "send") == 0)
-        return cli_send_main(argc - 1, argv + 1);
-    fprintf(stderr, "mailout: unknown command \"%s\"\n", argv[1]);
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+        if (strcmp(argv[i], commands[k].name) == 0)
+            return commands[k].run(argc - i, argv + i);
+    fprintf(stderr, "mailout: unknown command \"%s\"\n", argv[i]);
     usage(stderr);
     return CLI_EXIT_USAGE;
 }

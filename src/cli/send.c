@@ -262,13 +262,13 @@ parse_options(int argc, char **argv, struct send_opts *o, struct send_problems *
             o->from = optarg;
             break;
         case OPT_TO:
-            list_add(o->to, &o->n_to, optarg, "to", p);
+            list_add(o->to, &o->n_to, optarg, "recipient", p);
             break;
         case OPT_CC:
-            list_add(o->cc, &o->n_cc, optarg, "cc", p);
+            list_add(o->cc, &o->n_cc, optarg, "recipient", p);
             break;
         case OPT_BCC:
-            list_add(o->bcc, &o->n_bcc, optarg, "bcc", p);
+            list_add(o->bcc, &o->n_bcc, optarg, "recipient", p);
             break;
         case OPT_SUBJECT:
             o->subject = optarg;
@@ -339,9 +339,9 @@ validate(const struct send_opts *o, const char *password_file, bool password_std
     if (o->smtp.port == 0)
         problem_add(p, "port", "--port is required (587 for STARTTLS, 465 for SSL/TLS)");
     if (o->from == NULL)
-        problem_add(p, "from", "--from is required");
+        problem_add(p, "sender", "--from is required (the sender's address)");
     if (o->n_to + o->n_cc + o->n_bcc == 0)
-        problem_add(p, "to", "at least one --to, --cc or --bcc is required");
+        problem_add(p, "recipient", "at least one --to, --cc or --bcc is required");
     if (o->smtp.username != NULL && password_file == NULL && !password_stdin)
         problem_add(p, "password", "with --username give --password-stdin or --password-file");
     if (o->smtp.username == NULL && (password_file != NULL || password_stdin))
@@ -416,13 +416,13 @@ compose(const struct send_opts *o, struct compose_state *cs, struct send_problem
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
         return -1;
     }
-    if (mime_address_parse(o->from, "from", &cs->from, err) != 0) {
-        problem_add(p, "from", err->text);
+    if (mime_address_parse(o->from, "sender", &cs->from, err) != 0) {
+        problem_add(p, "sender", err->text);
         bad = -1;
     }
-    bad |= parse_address_list(o->to, o->n_to, "to", cs->to, p);
-    bad |= parse_address_list(o->cc, o->n_cc, "cc", cs->cc, p);
-    bad |= parse_address_list(o->bcc, o->n_bcc, "bcc", cs->bcc, p);
+    bad |= parse_address_list(o->to, o->n_to, "recipient", cs->to, p);
+    bad |= parse_address_list(o->cc, o->n_cc, "recipient", cs->cc, p);
+    bad |= parse_address_list(o->bcc, o->n_bcc, "recipient", cs->bcc, p);
     if (o->text_file != NULL &&
         io_read_file(o->text_file, SEND_MAX_MESSAGE, "text_file", &cs->text, err) != 0) {
         problem_add(p, "text_file", err->text);

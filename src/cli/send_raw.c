@@ -21,9 +21,10 @@
 #include "cli/send.h"
 #include "mime/mime.h"
 
+/* Small on purpose: one per file, and there may be many files. */
 struct raw_outcome {
     bool ok;
-    struct mo_error err;
+    char *error; /* the failure's text, owned; NULL when sent */
 };
 
 struct raw_job {
@@ -83,7 +84,11 @@ list_files(const char *path, char ***out, size_t *n_out, struct mo_error *err)
         if (e->d_name[0] == '.')
             continue;
         len = snprintf(full, sizeof(full), "%s/%s", path, e->d_name);
-        if (len < 0 || (size_t)len >= sizeof(full) || stat(full, &st) != 0 || !S_ISREG(st.st_mode))
+        if (len < 0 || (size_t)len >= sizeof(full))
+            continue;
+        /* The entry's type spares a stat() per file where the file system gives it. */
+        if (e->d_type != DT_REG &&
+            (e->d_type != DT_UNKNOWN || stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
             continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
@@ -119,6 +124,14 @@ out:
     return rc;
 }
 
+static void
+outcome_fail(struct raw_outcome *oc, const struct mo_error *err)
+{
+    oc->ok = false;
+    free(oc->error);
+    oc->error = strdup(err->text);
+}
+
 static void *
 raw_worker(void *arg)
 {
@@ -141,7 +154,7 @@ raw_worker(void *arg)
             if (s != NULL)
                 smtp_session_set_transcript(s, false);
             if (s == NULL || smtp_session_open(s, &err) != 0) {
-                oc->err = err;
+                outcome_fail(oc, &err);
                 smtp_session_free(s);
                 s = NULL;
                 pthread_mutex_lock(&job->lock);
@@ -152,13 +165,22 @@ raw_worker(void *arg)
             }
         }
         mo_buf_reset(&msg);
-        if (io_read_file(job->files[i], SEND_MAX_MESSAGE, "raw", &msg, &oc->err) != 0)
+        if (io_read_file(job->files[i], SEND_MAX_MESSAGE, "raw", &msg, &err) != 0) {
+            outcome_fail(oc, &err);
             continue;
+        }
         memset(&res, 0, sizeof(res));
-        if (smtp_session_send(s, &job->env, msg.data, msg.len, &res, &oc->err) == 0)
-            oc->ok = res.n_accepted == res.n_rcpts;
+        if (smtp_session_send(s, &job->env, msg.data, msg.len, &res, &err) == 0 &&
+            res.n_accepted == res.n_rcpts) {
+            oc->ok = true;
+        } else {
+            if (res.n_accepted != res.n_rcpts && err.text[0] == '\0')
+                mo_error_set(&err, MO_ERR_REJECTED, "recipient", "%zu of %zu recipients refused",
+                             res.n_rcpts - res.n_accepted, res.n_rcpts);
+            outcome_fail(oc, &err);
+        }
         smtp_send_result_clear(&res);
-        if (!oc->ok && oc->err.category == MO_ERR_PROTOCOL) {
+        if (!oc->ok && err.category == MO_ERR_PROTOCOL) {
             /* The connection broke: the next message gets a new one. */
             smtp_session_free(s);
             s = NULL;
@@ -182,7 +204,7 @@ raw_envelope(const struct send_opts *o, struct raw_job *job, char *storage, cons
     int rc = -1;
 
     memset(&a, 0, sizeof(a));
-    if (mime_address_parse(o->from, "from", &a, err) != 0 ||
+    if (mime_address_parse(o->from, "sender", &a, err) != 0 ||
         mime_address_envelope(&a, storage, MIME_ADDRESS_MAX + 1, err) != 0)
         goto out;
     job->env.needs_smtputf8 = a.has_utf8_local;
@@ -191,9 +213,7 @@ raw_envelope(const struct send_opts *o, struct raw_job *job, char *storage, cons
         for (size_t i = 0; i < counts[g]; i++, k++) {
             char *slot = storage + k * (MIME_ADDRESS_MAX + 1);
             if (mime_address_parse(groups[g][i],
-                                   g == 0   ? "to"
-                                   : g == 1 ? "cc"
-                                            : "bcc",
+                                   "recipient",
                                    &a, err) != 0 ||
                 mime_address_envelope(&a, slot, MIME_ADDRESS_MAX + 1, err) != 0)
                 goto out;
@@ -246,38 +266,37 @@ send_raw_run(const struct send_opts *o)
     }
     if (n_threads > job.n_files)
         n_threads = job.n_files;
-    t0 = mo_now_ms();
+    t0 = mo_now_us();
     for (size_t i = 0; i < n_threads; i++)
         pthread_create(&threads[i], NULL, raw_worker, &job);
     for (size_t i = 0; i < n_threads; i++)
         pthread_join(threads[i], NULL);
-    seconds = (double)(mo_now_ms() - t0) / 1000.0;
+    seconds = (double)(mo_now_us() - t0) / 1e6;
     for (size_t i = 0; i < job.n_files; i++)
         sent += job.outcomes[i].ok;
     if (o->json) {
-        json_t *list = json_array();
-        char *text;
-
-        for (size_t i = 0; i < job.n_files; i++)
-            json_array_append_new(
-                list, json_pack("{s:s, s:b, s:s?}", "file", job.files[i], "ok", job.outcomes[i].ok,
-                                "error", job.outcomes[i].ok ? NULL : job.outcomes[i].err.text));
-        text = json_dumps(json_pack("{s:b, s:I, s:I, s:f, s:f, s:o}", "ok", sent == job.n_files,
-                                    "sent", (json_int_t)sent, "failed",
-                                    (json_int_t)(job.n_files - sent), "seconds", seconds,
-                                    "messages_per_second",
-                                    seconds > 0 ? (double)sent / seconds : 0.0, "messages", list),
-                          JSON_INDENT(2) | JSON_ENSURE_ASCII);
-        if (text != NULL)
-            puts(text);
-        free(text);
+        /* Written item by item: the list may hold many thousands of files. */
+        printf("{\n  \"ok\": %s,\n  \"sent\": %zu,\n  \"failed\": %zu,\n  \"seconds\": %.6f,\n"
+               "  \"messages_per_second\": %.3f,\n  \"messages\": [",
+               sent == job.n_files ? "true" : "false", sent, job.n_files - sent, seconds,
+               seconds > 0 ? (double)sent / seconds : 0.0);
+        for (size_t i = 0; i < job.n_files; i++) {
+            json_t *item = json_pack("{s:s, s:b, s:s?}", "file", job.files[i], "ok",
+                                     job.outcomes[i].ok, "error", job.outcomes[i].error);
+            char *text = json_dumps(item, JSON_COMPACT | JSON_ENSURE_ASCII);
+            printf("%s\n    %s", i ? "," : "", text != NULL ? text : "{}");
+            free(text);
+            json_decref(item);
+        }
+        printf("\n  ]\n}\n");
     } else {
         printf("sent %zu, failed %zu, in %.3f s (%.0f messages/s) over %zu connection%s\n", sent,
                job.n_files - sent, seconds, seconds > 0 ? (double)sent / seconds : 0.0, n_threads,
                n_threads == 1 ? "" : "s");
         for (size_t i = 0; i < job.n_files; i++)
             if (!job.outcomes[i].ok)
-                fprintf(stderr, "mailout send: %s: %s\n", job.files[i], job.outcomes[i].err.text);
+                fprintf(stderr, "mailout send: %s: %s\n", job.files[i],
+                        job.outcomes[i].error ? job.outcomes[i].error : "failed");
     }
     if (sent == job.n_files)
         code = CLI_EXIT_OK;
@@ -297,8 +316,11 @@ fail:
     }
     code = send_exit_code(&err);
 out:
-    for (size_t i = 0; i < job.n_files; i++)
+    for (size_t i = 0; i < job.n_files; i++) {
         free(job.files[i]);
+        if (job.outcomes != NULL)
+            free(job.outcomes[i].error);
+    }
     free(job.files);
     free(job.outcomes);
     free(storage);

@@ -42,8 +42,8 @@ mo_buf_reset(struct mo_buf *b)
         b->data[0] = '\0';
 }
 
-static int
-buf_reserve(struct mo_buf *b, size_t extra, struct mo_error *err)
+int
+mo_buf_reserve(struct mo_buf *b, size_t extra, struct mo_error *err)
 {
     size_t need;
     size_t cap;
@@ -73,7 +73,7 @@ buf_reserve(struct mo_buf *b, size_t extra, struct mo_error *err)
 int
 mo_buf_append(struct mo_buf *b, const void *data, size_t len, struct mo_error *err)
 {
-    if (buf_reserve(b, len, err) != 0)
+    if (mo_buf_reserve(b, len, err) != 0)
         return -1;
     if (len > 0)
         memcpy(b->data + b->len, data, len);
@@ -101,7 +101,7 @@ mo_buf_appendf(struct mo_buf *b, struct mo_error *err, const char *fmt, ...)
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "format failed");
         return -1;
     }
-    if (buf_reserve(b, (size_t)n, err) != 0)
+    if (mo_buf_reserve(b, (size_t)n, err) != 0)
         return -1;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -94,6 +94,8 @@ int mo_buf_append(struct mo_buf *b, const void *data, size_t len, struct mo_erro
 int mo_buf_append_str(struct mo_buf *b, const char *s, struct mo_error *err);
 int mo_buf_appendf(struct mo_buf *b, struct mo_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Makes room for extra more bytes (and the NUL) without changing len. 0 ok, -1. */
+int mo_buf_reserve(struct mo_buf *b, size_t extra, struct mo_error *err);
 /* Removes the first n bytes. */
 void mo_buf_consume(struct mo_buf *b, size_t n);
 /* Returns data, or "" for a buffer that never held anything. Borrowed. */
@@ -115,8 +117,9 @@ char *mo_strdup(const char *s);
 void mo_wipe(void *p, size_t len);
 /* Frees a NUL-terminated secret after wiping it. NULL is a no-op. */
 void mo_free_secret(char *s);
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds and in microseconds. */
 int64_t mo_now_ms(void);
+int64_t mo_now_us(void);
 /* Parses a whole decimal string into [min, max]; 0 ok, -1 otherwise. */
 int mo_parse_long(const char *s, long min, long max, long *out);
 /* Case-insensitive ASCII comparison of the first n bytes. */

@@ -95,8 +95,8 @@ def run_mailout(args, password=None, timeout_s=180, stdin_text=None):
         try:
             parsed = json.loads(out)
         except ValueError as e:
-            raise AssertionError("--json output is not one JSON object (%s):\nstdout: %r\nstderr: %r"
-                                 % (e, out[:2000], err[:2000]))
+            raise AssertionError("--json output is not one JSON object (%s); rc=%d\nstdout: %r\nstderr: %r"
+                                 % (e, p.returncode, out[:2000], err[:2000])) from None
         assert isinstance(parsed, dict), "--json output is not an object: %r" % out[:500]
     if password is not None:
         user = _arg_value(args, "--username")

@@ -22,12 +22,14 @@ from the package, read-only).
 RFCs: 5321, 3207, 4954, 8314, 6409 (submission).
 """
 
+import base64
 import dataclasses
+import grp
 import json
 import os
 import pty
 import pwd
-import grp
+import re
 import select
 import shutil
 import signal
@@ -68,6 +70,7 @@ class SmtpServer:
     events_path: str = None      # JSON lines (aiosmtpd, smtp-server): connect/wire/auth/message
     logs: tuple = ()             # log files worth showing when something fails
     smtputf8: bool = False
+    maillog: str = None          # Postfix: its log file, for AUTH records
 
     def port(self, kind):
         if kind not in self.ports:
@@ -102,9 +105,54 @@ class SmtpServer:
                 out.append(ev)
         return out
 
+    def mark(self):
+        """Where the server's records end now; auth_attempts(mark) looks only after it."""
+        maillog = 0
+        if self.maillog:
+            try:
+                maillog = os.path.getsize(self.maillog)
+            except FileNotFoundError:
+                pass
+        return {"events": self.events_mark(), "maillog": maillog}
+
+    def auth_attempts(self, mark, port=None, settle_s=0.3):
+        """AUTH attempts after mark: [(mechanism upper case, login or None, ok or None)].
+
+        aiosmtpd: every AUTH command (ok=None) and every verdict; smtp-server: every
+        verdict; Postfix: its log lines "sasl_method=..., sasl_username=..." (success) and
+        "SASL ... authentication failed" (failure). Postfix logs through postlogd, so this
+        waits settle_s for the log to catch up.
+        """
+        time.sleep(settle_s)
+        out = []
+        if self.events_path:
+            for ev in self.events(mark["events"], port=port):
+                if ev["event"] == "auth_command":
+                    out.append((ev["mechanism"], None, None))
+                elif ev["event"] == "auth_result":
+                    out.append((ev["mechanism"].upper(), ev["login"], ev["ok"]))
+        if self.maillog:
+            with open(self.maillog, "rb") as f:
+                f.seek(mark["maillog"])
+                text = f.read().decode("utf-8", "replace")
+            for line in text.splitlines():
+                if port is not None and not self._maillog_line_for_port(line, port):
+                    continue
+                m = re.search(r"sasl_method=([A-Za-z0-9-]+), sasl_username=(\S+)", line)
+                if m:
+                    out.append((m.group(1).upper(), m.group(2), True))
+                    continue
+                m = re.search(r"SASL ([A-Za-z0-9-]+) authentication failed", line)
+                if m:
+                    out.append((m.group(1).upper(), None, False))
+        return out
+
+    def _maillog_line_for_port(self, line, port):
+        kind = "submission" if port == self.ports.get("starttls") else "smtps"
+        return ("postfix/%s/" % kind) in line
+
     def wire_bytes(self, since=0, port=None):
         """Everything clients sent (first MiB per connection), concatenated (aiosmtpd only)."""
-        import base64
         return b"".join(base64.b64decode(e["b64"]) for e in self.events(since, port, "wire"))
 
     def log_tail(self, n_bytes=3000):
@@ -168,6 +216,13 @@ userdb {{
 service auth {{
   unix_listener {base}/auth-postfix {{
     mode = 0666
+  }}
+}}
+# No authentication penalty: the wrong-password tests would slow every later AUTH from
+# 127.0.0.1 by 2-15 s (Dovecot's documented way to turn it off).
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 """
@@ -448,6 +503,7 @@ class PostfixDovecot:
             auth_mechanisms=advertised,
             logs=(self.maillog, self.dovecot_log),
             smtputf8="smtputf8" in feats,
+            maillog=self.maillog,
         )
 
     def stop(self):
@@ -474,6 +530,14 @@ def _tail(path, n_bytes=3000):
 # ======================================================================================
 # aiosmtpd
 # ======================================================================================
+
+def python_with_aiosmtpd():
+    """This interpreter if it has aiosmtpd, else Debian's /usr/bin/python3 (which must)."""
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if exe and subprocess.run([exe, "-c", "import aiosmtpd"], capture_output=True).returncode == 0:
+            return exe
+    raise RuntimeError("no Python with aiosmtpd found: apt-get install python3-aiosmtpd")
+
 
 class Aiosmtpd:
     KINDS = ("starttls", "tls", "plain_auth", "plain_noauth", "faulty", "silent")
@@ -503,7 +567,7 @@ class Aiosmtpd:
             json.dump(config, f, ensure_ascii=False)
         log = os.path.join(self.dir, "server.log")
         self.proc = procs.ManagedProcess(
-            "aiosmtpd", [sys.executable, os.path.join(HERE, "aiosmtpd_server.py"), cfg_path],
+            "aiosmtpd", [python_with_aiosmtpd(), os.path.join(HERE, "aiosmtpd_server.py"), cfg_path],
             log, self.run_dir)
         self.proc.start()
         advertised, feats = advertised_auth(self.ports["starttls"], self.certs.ca_file)
