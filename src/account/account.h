@@ -180,6 +180,8 @@ struct account_diagnosis {
     char fix[600];           /* what to do */
     const char *help_url;    /* the provider's page, or NULL */
     bool temporary;          /* waiting may be the fix */
+    const char *id;          /* the catalogue entry, stable ("google.bad-credentials"): for
+                                logs, the API and translations; static, never NULL */
 };
 
 /*

@@ -33,7 +33,7 @@
  * The field then comes from the entry, refined by its field rules (e.g. User
  * name instead of Password when the login lacks the "@" a provider needs).
  * The texts are templates: {port}, {host}, {email}, {sender}, {provider},
- * {ports} (the provider's ports), {app_password} ("at <url>"), {names} (the
+ * {provider_host}, {ports} (the provider's ports), {app_password} ("at <url>"), {names} (the
  * certificate's names from the error) and {link} (a URL from the reply).
  *
  * Secrets: s->password is never read, and the server's reply is never copied
@@ -50,7 +50,9 @@
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- the catalogue's vocabulary ------------------------------------------ */
 
@@ -77,10 +79,10 @@ static const struct {
     const char *name;
     unsigned bit;
 } diag_stage_names[] = {
-    {"dns", DIAG_S_DNS},   {"connect", DIAG_S_CONNECT},   {"tls", DIAG_S_TLS},
-    {"greeting", DIAG_S_GREETING}, {"ehlo", DIAG_S_EHLO}, {"starttls", DIAG_S_STARTTLS},
-    {"auth", DIAG_S_AUTH}, {"mail", DIAG_S_MAIL},         {"rcpt", DIAG_S_RCPT},
-    {"data", DIAG_S_DATA}, {"quit", DIAG_S_QUIT},
+    {"dns", DIAG_S_DNS},           {"connect", DIAG_S_CONNECT}, {"tls", DIAG_S_TLS},
+    {"greeting", DIAG_S_GREETING}, {"ehlo", DIAG_S_EHLO},       {"starttls", DIAG_S_STARTTLS},
+    {"auth", DIAG_S_AUTH},         {"mail", DIAG_S_MAIL},       {"rcpt", DIAG_S_RCPT},
+    {"data", DIAG_S_DATA},         {"quit", DIAG_S_QUIT},
 };
 
 #define DIAG_C(cat) (1u << (cat))
@@ -131,7 +133,7 @@ struct diag_entry {
     unsigned field_rules;        /* enum diag_field_rule bits */
     const char *expect_username; /* "username" when the login is anything else */
     enum diag_temp temporary;
-    const char *help_url; /* NULL: the provider's own help page */
+    const char *help_url; /* NULL: the provider's own help page; "": none */
     const char *title;
     const char *explanation;
     const char *fix;
@@ -206,13 +208,13 @@ static const struct diag_entry diag_catalogue[] = {
     /* 1.4: 454 4.7.0 Too many login attempts, please try again later. */
     {
         .id = "auth.too-many-attempts",
-        .stages = DIAG_S_AUTH | DIAG_S_GREETING | DIAG_S_EHLO,
+        .stages = DIAG_S_AUTH | DIAG_S_MAIL,
         .code = "454",
         .phrases = {"Too many login attempts"},
         .temporary = DIAG_T_YES,
         .title = "Too many sign-in attempts: wait a while",
-        .explanation = "{provider} locked sign-ins for a short time because there were many of "
-                       "them in a short time, often after several wrong passwords.",
+        .explanation = "{provider} has locked sign-ins for a while because there were too many "
+                       "of them, often after several wrong passwords.",
         .fix = "Wait 15 to 30 minutes before you test again, and do not press Test repeatedly. "
                "Meanwhile make sure Password holds the right password (for Google, an App "
                "Password) so the next attempt succeeds.",
@@ -269,6 +271,30 @@ static const struct diag_entry diag_catalogue[] = {
                        "Nothing in the form is wrong.",
         .fix = "Make the message smaller: reduce or remove attachments, or send a link "
                "instead.",
+    },
+    /* The engine's own SIZE check, before anything was sent. */
+    {
+        .id = "message.too-big",
+        .stages = DIAG_S_MAIL,
+        .code = "-",
+        .phrases = {"the server accepts at most"},
+        .title = "The message is too large for this server",
+        .explanation = "The message, attachments included, is larger than the server says it "
+                       "accepts, so it was not sent. Nothing in the form is wrong.",
+        .fix = "Make the message smaller: reduce or remove attachments, or send a link "
+               "instead.",
+    },
+    /* The engine: an address needs SMTPUTF8, which the server does not offer. */
+    {
+        .id = "message.no-smtputf8",
+        .stages = DIAG_S_MAIL,
+        .code = "-",
+        .phrases = {"international addresses"},
+        .title = "This server cannot send to or from accented addresses",
+        .explanation = "An address has letters outside A-Z before the @, and this server does "
+                       "not support such addresses.",
+        .fix = "Use addresses with plain letters before the @ in Sender's email and for the "
+               "recipient, or a provider that supports international addresses.",
     },
     /* 1.9 (Gmail rewrites a foreign From without an error) has nothing to diagnose. */
 
@@ -629,6 +655,7 @@ static const struct diag_entry diag_catalogue[] = {
         .stages = DIAG_S_ENVELOPE,
         .code = "554",
         .phrases = {"[CS01]|HT204137"},
+        .help_url = "https://support.apple.com/en-us/HT204137",
         .title = "iCloud refused the test letter",
         .explanation = "Your provider accepted the letter, but iCloud, where it was going, "
                        "refused it because of the sending domain's reputation or missing "
@@ -704,6 +731,7 @@ static const struct diag_entry diag_catalogue[] = {
         .stages = DIAG_S_AUTH,
         .code = "535",
         .phrases = {"Authentication Credentials Invalid"},
+        .providers = "amazon-ses",
         .field = "password",
         .title = "These are not Amazon SES SMTP credentials",
         .explanation = "Amazon SES accepts only the SMTP credentials made for it, for this "
@@ -816,6 +844,7 @@ static const struct diag_entry diag_catalogue[] = {
         .code = "550",
         .phrases = {"Failure sending mail"},
         .temporary = DIAG_T_YES,
+        .help_url = "", /* the recipient's side: the sender's provider page does not help */
         .title = "The receiving server refused this letter",
         .explanation = "GMX, where the letter was going, refused it as possible spam. This is "
                        "not a sign-in problem, and the form is fine.",
@@ -951,11 +980,23 @@ static const struct diag_entry diag_catalogue[] = {
         .fix = "Try again in a few minutes. If it keeps happening, check the spelling of Host "
                "and ask your hosting provider whether DNS works on the server.",
     },
-    /* dns: the name does not exist, or is not a valid host name. */
+    /* dns: not a valid host name (checked before any lookup). */
+    {
+        .id = "dns.invalid-name",
+        .stages = DIAG_S_DNS,
+        .categories = DIAG_C(MO_ERR_CONFIG),
+        .field = "host",
+        .title = "The server name is not valid",
+        .explanation = "\"{host}\" cannot be a server name: it has characters or dots in places "
+                       "where names cannot have them.",
+        .fix = "Enter the provider's sending server in Host (for example smtp.gmail.com), "
+               "without \"https://\", spaces, \"@\" or a trailing slash.",
+    },
+    /* dns: the name does not exist. */
     {
         .id = "dns.not-found",
-        .stages = DIAG_S_DNS | DIAG_S_NONE,
-        .categories = DIAG_C(MO_ERR_DNS) | DIAG_C(MO_ERR_CONFIG),
+        .stages = DIAG_S_DNS,
+        .categories = DIAG_C(MO_ERR_DNS),
         .field = "host",
         .temporary = DIAG_T_ERR,
         .title = "The server name does not exist",
@@ -1068,8 +1109,7 @@ static const struct diag_entry diag_catalogue[] = {
         .id = "tls.no-greeting-465",
         .stages = DIAG_S_GREETING,
         .code = "-",
-        .phrases = {"sent no greeting|did not answer in time"},
-        .when = DIAG_W_PORT_465 | DIAG_W_SEC_STARTTLS | DIAG_W_SEC_NONE,
+        .phrases = {"sent no greeting"},
         .field = "security",
         .title = "Port 465 needs SSL/TLS",
         .explanation = "Port 465 expects encryption from the first byte, so the server waited "
@@ -1120,7 +1160,7 @@ static const struct diag_entry diag_catalogue[] = {
                "ask the administrator to give it to mailout as the CA file.",
     },
     {
-        .id = "tls.local-ca",
+        .id = "tls.local-server-ca",
         .stages = DIAG_S_TLS,
         .phrases = {"not trusted|self-signed|local issuer"},
         .when = DIAG_W_LOOPBACK,
@@ -1191,6 +1231,7 @@ static const struct diag_entry diag_catalogue[] = {
     {
         .id = "tls.starttls-refused",
         .stages = DIAG_S_STARTTLS,
+        .categories = DIAG_C(MO_ERR_TLS),
         .field = "security",
         .temporary = DIAG_T_ERR,
         .title = "The server refused to encrypt the connection",
@@ -1201,6 +1242,7 @@ static const struct diag_entry diag_catalogue[] = {
     {
         .id = "tls.failed",
         .stages = DIAG_S_TLS,
+        .categories = DIAG_C(MO_ERR_TLS),
         .field = "security",
         .temporary = DIAG_T_ERR,
         .title = "The encrypted connection failed",
@@ -1238,8 +1280,8 @@ static const struct diag_entry diag_catalogue[] = {
         .title = "This server does not offer to sign in",
         .explanation = "{host} does not offer a login, so it is probably not the sending "
                        "server of {provider}.",
-        .fix = "Set Host to {provider}'s sending server (the form fills it in when Host is "
-               "empty).",
+        .fix = "Set Host to {provider_host}, {provider}'s sending server (the form fills it in "
+               "when Host is empty).",
     },
     {
         .id = "auth.not-offered",
@@ -1376,6 +1418,7 @@ static const struct diag_entry diag_catalogue[] = {
         .id = "rcpt.refused",
         .stages = DIAG_S_RCPT,
         .code = "5xx",
+        .help_url = "",
         .field_rules = DIAG_F_EMAIL_IF_OWN_RCPT,
         .title = "The recipient was refused",
         .explanation = "Your provider accepted the sender but refused the address the letter "
@@ -1412,14 +1455,33 @@ static const struct diag_entry diag_catalogue[] = {
         .fix = "Try again in a few minutes. If it keeps happening, check that Security "
                "matches Port: 587 with STARTTLS, 465 with SSL/TLS.",
     },
+    /* The engine's own checks of the settings before connecting. */
+    {
+        .id = "config.ca-file",
+        .categories = DIAG_C(MO_ERR_CONFIG),
+        .phrases = {"CA file"},
+        .title = "The trusted certificate file cannot be read",
+        .explanation = "mailout was told to trust the certificates in a file that is missing, "
+                       "unreadable or not in PEM format. This is not a field of the form.",
+        .fix = "Ask the administrator to check mailout's CA file setting.",
+    },
+    {
+        .id = "config.setting",
+        .categories = DIAG_C(MO_ERR_CONFIG),
+        .field_rules = DIAG_F_ENGINE,
+        .title = "A setting needs a change",
+        .explanation = "mailout did not send because a setting cannot be used as it is.",
+        .fix = "Correct the highlighted setting; the message shown with it says what is "
+               "wrong. If nothing is highlighted, ask the administrator.",
+    },
     /* The last entry matches anything. */
     {
         .id = "unknown",
         .field_rules = DIAG_F_ENGINE,
         .temporary = DIAG_T_ERR,
         .title = "Sending failed",
-        .explanation = "The failure is not one mailout knows. The server's own answer is shown "
-                       "with this message.",
+        .explanation = "mailout cannot tell which setting is at fault. The technical message "
+                       "is shown with this one.",
         .fix = "Check the highlighted setting if there is one. Otherwise try again later, or "
                "ask your provider, quoting the server's answer.",
     },
@@ -1750,8 +1812,8 @@ diag_entry_matches(const struct diag_entry *e, const struct diag_ctx *c)
 static const char *
 diag_form_field(const char *field)
 {
-    static const char *const form[] = {"email", "username", "password",    "sender",
-                                       "sender_name", "host", "port", "security"};
+    static const char *const form[] = {"email",       "username", "password", "sender",
+                                       "sender_name", "host",     "port",     "security"};
 
     if (field == NULL)
         return NULL;
@@ -1815,25 +1877,25 @@ struct diag_out {
 static void
 diag_put(struct diag_out *o, const char *s, size_t n)
 {
+    size_t room = o->size - 1 - o->len;
+
     if (o->truncated)
         return;
-    if (o->len + n < o->size) {
+    if (n <= room) {
         memcpy(o->buf + o->len, s, n);
         o->len += n;
         o->buf[o->len] = '\0';
         return;
     }
-    /* A long host or certificate name list: the end of the sentence is lost, not
-     * the meaning; mark the cut. */
+    /* Only a very long host or certificate name list gets here: the end of the
+     * sentence is lost, not its start; cut on a character boundary and mark it. */
+    memcpy(o->buf + o->len, s, room);
     o->truncated = true;
-    o->len = o->size > 4 ? o->size - 4 : 0;
+    o->len = o->size - 4; /* all our buffers are far longer than "..." */
     while (o->len > 0 && ((unsigned char)o->buf[o->len] & 0xC0) == 0x80)
         o->len--;
-    if (o->size >= 4) {
-        memcpy(o->buf + o->len, "...", 3);
-        o->len += 3;
-    }
-    o->buf[o->len] = '\0';
+    memcpy(o->buf + o->len, "...", 4);
+    o->len += 3;
 }
 
 static void
@@ -1894,8 +1956,7 @@ diag_put_ports(struct diag_out *o, const struct account_provider *p)
     unsigned tls = p != NULL ? p->port_tls : 465;
 
     if (starttls != 0 && tls != 0)
-        snprintf(buf, sizeof(buf), "port %u with STARTTLS or port %u with SSL/TLS", starttls,
-                 tls);
+        snprintf(buf, sizeof(buf), "port %u with STARTTLS or port %u with SSL/TLS", starttls, tls);
     else if (starttls != 0)
         snprintf(buf, sizeof(buf), "port %u with STARTTLS", starttls);
     else if (tls != 0)
@@ -1903,6 +1964,20 @@ diag_put_ports(struct diag_out *o, const struct account_provider *p)
     else
         snprintf(buf, sizeof(buf), "port 587 with STARTTLS or port 465 with SSL/TLS");
     diag_puts(o, buf);
+}
+
+/* Without settings: the port the engine named ("... on port 465 ..."), or 0. */
+static unsigned
+diag_port_in_text(const char *text)
+{
+    const char *p = diag_find(text, "port ");
+    char *end = NULL;
+    long v;
+
+    if (p == NULL || !isdigit((unsigned char)p[5]))
+        return 0;
+    v = strtol(p + 5, &end, 10);
+    return v > 0 && v <= 65535 ? (unsigned)v : 0;
 }
 
 /* Fills out[size] from a template (see the file comment for the placeholders). */
@@ -1929,8 +2004,10 @@ diag_render(char *out, size_t size, const char *tmpl, const struct diag_ctx *c)
         assert(close != NULL); /* a template typo */
         n = (size_t)(close - open - 1);
         if (n == 4 && strncmp(open + 1, "port", n) == 0) {
-            if (s != NULL && s->port != 0) {
-                snprintf(num, sizeof(num), "%u", s->port);
+            unsigned port = s != NULL && s->port != 0 ? s->port : diag_port_in_text(c->err->text);
+
+            if (port != 0) {
+                snprintf(num, sizeof(num), "%u", port);
                 diag_puts(&o, num);
             } else {
                 diag_puts(&o, "this port");
@@ -1944,7 +2021,16 @@ diag_render(char *out, size_t size, const char *tmpl, const struct diag_ctx *c)
                           : s != NULL && diag_has_text(s->email) ? s->email
                                                                  : "the sender address");
         } else if (n == 8 && strncmp(open + 1, "provider", n) == 0) {
-            diag_puts(&o, c->provider_name);
+            /* "Gmail (consumer)" reads as "Gmail" in a sentence. */
+            const char *paren = strstr(c->provider_name, " (");
+
+            diag_put(&o, c->provider_name,
+                     paren != NULL && paren > c->provider_name ? (size_t)(paren - c->provider_name)
+                                                               : strlen(c->provider_name));
+        } else if (n == 13 && strncmp(open + 1, "provider_host", n) == 0) {
+            diag_puts(&o, c->provider != NULL && diag_has_text(c->provider->host)
+                              ? c->provider->host
+                              : "your provider's sending server");
         } else if (n == 5 && strncmp(open + 1, "ports", n) == 0) {
             diag_put_ports(&o, c->provider);
         } else if (n == 12 && strncmp(open + 1, "app_password", n) == 0) {
@@ -1989,9 +2075,10 @@ account_diagnose(const struct mo_error *err, const struct account_provider *prov
     out->id = e->id;
     out->field = diag_field(e, &c);
     out->temporary = e->temporary == DIAG_T_YES || (e->temporary == DIAG_T_ERR && err->temporary);
-    out->help_url = e->help_url != NULL ? e->help_url
-                    : provider != NULL  ? provider->help_url
-                                        : NULL;
+    if (e->help_url != NULL)
+        out->help_url = e->help_url[0] != '\0' ? e->help_url : NULL;
+    else
+        out->help_url = provider != NULL ? provider->help_url : NULL;
     diag_render(out->title, sizeof(out->title), e->title, &c);
     diag_render(out->explanation, sizeof(out->explanation), e->explanation, &c);
     diag_render(out->fix, sizeof(out->fix), e->fix, &c);

@@ -39,24 +39,15 @@ field_label(const char *field)
 static json_t *
 result_json(const struct account_check_result *r, bool with_transcript)
 {
-    json_t *steps = json_array();
-    json_t *o;
+    json_t *o = json_pack("{s:b, s:o}", "ok", r->ok, "steps", cli_steps_json(r->steps, r->n_steps));
 
-    for (size_t i = 0; i < r->n_steps; i++)
-        json_array_append_new(steps, json_pack("{s:s, s:b, s:I}", "name", r->steps[i].name, "ok",
-                                               r->steps[i].ok, "ms", (json_int_t)r->steps[i].ms));
-    o = json_pack("{s:b, s:o}", "ok", r->ok, "steps", steps);
     if (r->ok) {
         json_object_set_new(o, "error", json_null());
         json_object_set_new(o, "diagnosis", json_null());
     } else {
         const struct mo_error *e = &r->err;
         const struct account_diagnosis *d = &r->diagnosis;
-        json_object_set_new(o, "error",
-                            json_pack("{s:s?, s:i?, s:s?, s:s, s:s?, s:b}", "stage", e->stage,
-                                      "code", e->smtp_code, "enhanced",
-                                      e->enhanced[0] ? e->enhanced : NULL, "text", e->text, "field",
-                                      e->field, "temporary", e->temporary));
+        json_object_set_new(o, "error", cli_error_json(e));
         json_object_set_new(o, "diagnosis",
                             json_pack("{s:s?, s:s, s:s, s:s, s:s?, s:b}", "field", d->field,
                                       "title", d->title, "explanation", d->explanation, "fix",

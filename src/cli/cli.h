@@ -27,6 +27,14 @@ int cli_setup_main(int argc, char **argv);
 int cli_detect_main(int argc, char **argv);
 int cli_providers_main(int argc, char **argv);
 
+/* JSON shapes shared by the commands (json.c). */
+#include <jansson.h>
+json_t *cli_json_int_or_null(long long v);
+json_t *cli_error_json(const struct mo_error *err);
+json_t *cli_steps_json(const struct smtp_step *steps, size_t n);
+/* Prints o (indented, ASCII) and releases it. */
+void cli_json_print(json_t *o);
+
 /* The data folder (home.c): set once from --home, else from the environment. */
 void cli_set_home(const char *dir);
 const char *cli_home(void);

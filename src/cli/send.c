@@ -72,33 +72,12 @@ send_exit_code(const struct mo_error *err)
 /* ---- output ------------------------------------------------------------------ */
 
 static json_t *
-error_json(const struct mo_error *err)
-{
-    return json_pack("{s:s?, s:i?, s:s?, s:s, s:s?, s:b}", "stage", err->stage, "code",
-                     err->smtp_code, "enhanced", err->enhanced[0] ? err->enhanced : NULL, "text",
-                     err->text, "field", err->field, "temporary", err->temporary);
-}
-
-static json_t *
 transcript_json(const struct smtp_session *s)
 {
     json_t *a = json_array();
 
     for (size_t i = 0; s != NULL && i < smtp_session_transcript_count(s); i++)
         json_array_append_new(a, json_string(smtp_session_transcript_line(s, i)));
-    return a;
-}
-
-static json_t *
-steps_json(const struct smtp_session *s)
-{
-    json_t *a = json_array();
-
-    for (size_t i = 0; s != NULL && i < smtp_session_step_count(s); i++) {
-        const struct smtp_step *st = smtp_session_step(s, i);
-        json_array_append_new(a, json_pack("{s:s, s:b, s:I}", "name", st->name, "ok", st->ok, "ms",
-                                           (json_int_t)st->ms));
-    }
     return a;
 }
 
@@ -114,18 +93,6 @@ print_steps(FILE *out, const struct smtp_session *s)
 }
 
 static void
-print_json(json_t *o)
-{
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-
-    if (text != NULL) {
-        puts(text);
-        free(text);
-    }
-    json_decref(o);
-}
-
-static void
 print_problems(const struct send_opts *o, const struct send_problems *p)
 {
     if (o->json) {
@@ -133,7 +100,7 @@ print_problems(const struct send_opts *o, const struct send_problems *p)
         for (size_t i = 0; i < p->n; i++)
             json_array_append_new(list, json_pack("{s:s?, s:s}", "field", p->items[i].field,
                                                   "message", p->items[i].message));
-        print_json(
+        cli_json_print(
             json_pack("{s:b, s:o, s:o}", "ok", 0, "errors", list, "error",
                       json_pack("{s:n, s:s, s:s?, s:b}", "stage", "text", p->items[0].message,
                                 "field", p->items[0].field, "temporary", 0)));
@@ -540,14 +507,22 @@ report(const struct send_opts *o, const struct compose_state *cs, struct smtp_se
 
         for (size_t i = 0; i < res->n_rcpts; i++) {
             const struct smtp_rcpt_result *r = &res->rcpts[i];
-            json_array_append_new(list, json_pack("{s:s, s:b, s:i?, s:s?, s:s?}", "address",
-                                                  r->address, "ok", r->ok && sent, "code", r->code,
-                                                  "enhanced", r->enhanced[0] ? r->enhanced : NULL,
-                                                  "text", r->code ? r->text : NULL));
+            json_array_append_new(list, json_pack("{s:s, s:b, s:o, s:s?, s:s?}", "address",
+                                                  r->address, "ok", r->ok && sent, "code",
+                                                  cli_json_int_or_null(r->code), "enhanced",
+                                                  r->enhanced[0] ? r->enhanced : NULL, "text",
+                                                  r->code ? r->text : NULL));
         }
-        print_json(json_pack(
-            "{s:b, s:o, s:o, s:o, s:s?, s:o}", "ok", sent && refused == 0, "steps", steps_json(s),
-            "error", sent ? json_null() : error_json(err), "recipients", list, "message_id",
+        /* Nothing reached the recipients' stage: each one is simply not sent. */
+        for (size_t i = 0; res->n_rcpts == 0 && cs->rcpts != NULL && cs->rcpts[i] != NULL; i++)
+            json_array_append_new(list, json_pack("{s:s, s:b, s:n, s:n, s:n}", "address",
+                                                  cs->rcpts[i], "ok", 0, "code", "enhanced",
+                                                  "text"));
+        cli_json_print(json_pack(
+            "{s:b, s:o, s:o, s:o, s:s?, s:o}", "ok", sent && refused == 0, "steps",
+            cli_steps_json(s != NULL ? smtp_session_step(s, 0) : NULL,
+                           s != NULL ? smtp_session_step_count(s) : 0),
+            "error", sent ? json_null() : cli_error_json(err), "recipients", list, "message_id",
             cs->message_id[0] ? cs->message_id : NULL, "transcript", transcript_json(s)));
         return code;
     }

@@ -212,9 +212,7 @@ raw_envelope(const struct send_opts *o, struct raw_job *job, char *storage, cons
     for (int g = 0; g < 3; g++) {
         for (size_t i = 0; i < counts[g]; i++, k++) {
             char *slot = storage + k * (MIME_ADDRESS_MAX + 1);
-            if (mime_address_parse(groups[g][i],
-                                   "recipient",
-                                   &a, err) != 0 ||
+            if (mime_address_parse(groups[g][i], "recipient", &a, err) != 0 ||
                 mime_address_envelope(&a, slot, MIME_ADDRESS_MAX + 1, err) != 0)
                 goto out;
             job->env.needs_smtputf8 |= a.has_utf8_local;
