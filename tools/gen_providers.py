@@ -375,9 +375,13 @@ HEADER = """\
 
 /* An empty NULL-terminated list, so callers can always iterate. */
 static const char *const no_names[] = {NULL};
+
+/* The generator lays the table out; clang-format would only reflow it. */
+/* clang-format off */
 """
 
-TEMPLATE_LOOKUPS = r"""
+TEMPLATE_LOOKUPS = r"""/* clang-format on */
+
 /* ---- look-ups (written by the generator's TEMPLATE_LOOKUPS) -------------------------- */
 
 #define PROVIDER_COUNT (sizeof(providers) / sizeof(providers[0]))

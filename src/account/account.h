@@ -81,7 +81,9 @@ const struct account_provider *account_provider_for_mx(const char *mx_host);
 
 struct account_detect_options {
     int timeout_ms;           /* per DNS query and per probe connection; 0: 3000 */
-    const char *dns_server;   /* "127.0.0.1:5353" for tests; NULL: the system's */
+    const char *dns_server;   /* "127.0.0.1:5353" for tests; NULL: the system's. IPv4 only;
+                                 probes then also resolve through it and connect to the
+                                 address found (the certificate is checked for that address) */
     bool no_probe;            /* skip probing smtp./mail. hosts */
     const char *ca_file;      /* for probes' TLS checks; NULL: system store */
 };
@@ -109,7 +111,9 @@ struct account_detection {
  * timeout), then probing smtp.DOMAIN and mail.DOMAIN on 465 (TLS), 587
  * (STARTTLS) and 25 (STARTTLS), keeping the first that completes TLS and
  * offers AUTH. Returns 0 with out->source NONE when nothing was found (not an
- * error). Errors: CONFIG (field "email") when the address is not valid.
+ * error; out->explanation says what was tried). Errors: CONFIG (field
+ * "email") when the address is not valid; CONFIG (field "dns_server") when
+ * opt->dns_server is not "IPv4:PORT".
  */
 int account_detect(const char *email, const struct account_detect_options *opt,
                    struct account_detection *out, struct mo_error *err);
@@ -146,7 +150,8 @@ int account_settings_copy(struct account_settings *dst, const struct account_set
 
 struct account_issue {
     const char *field; /* "email", "username", "password", "sender", "sender_name",
-                          "host", "port", "security", "auth", "ca_file", "provider" */
+                          "host", "port", "security", "auth", "ca_file", "provider",
+                          "name", "timeout"; "internal" (out of memory). Never NULL. */
     bool is_error;     /* false: a warning or a note; saving goes on */
     char message[400]; /* plain language: what is wrong and what to do */
 };
@@ -166,7 +171,12 @@ struct account_issues {
  * Gmail dots, +tags and googlemail.com are never errors: the sender is
  * compared with the login as the provider does. Returns the number of
  * errors (0: can be saved); warnings and notes are in issues too.
- * provider may be NULL (custom server).
+ * provider may be NULL (custom server): then s->provider_id is looked up
+ * (an unknown id is an error on "provider"; "custom" means none), and a host
+ * that is a provider's own server (smtp.gmail.com) brings that provider's
+ * rules. A chosen provider's id is written to s->provider_id. A NULL
+ * password means "keep the stored one" and is not an error; "" is.
+ * issues is emptied first. Running it again on its output adds nothing.
  */
 size_t account_validate(struct account_settings *s, const struct account_provider *provider,
                         struct account_issues *issues);

@@ -45,9 +45,9 @@ static const struct {
     unsigned port;
     enum smtp_security security;
 } detect_probes[] = {
-    {"smtp.", 465, SMTP_SECURITY_TLS},      {"smtp.", 587, SMTP_SECURITY_STARTTLS},
-    {"mail.", 465, SMTP_SECURITY_TLS},      {"mail.", 587, SMTP_SECURITY_STARTTLS},
-    {"smtp.", 25, SMTP_SECURITY_STARTTLS},  {"mail.", 25, SMTP_SECURITY_STARTTLS},
+    {"smtp.", 465, SMTP_SECURITY_TLS},     {"smtp.", 587, SMTP_SECURITY_STARTTLS},
+    {"mail.", 465, SMTP_SECURITY_TLS},     {"mail.", 587, SMTP_SECURITY_STARTTLS},
+    {"smtp.", 25, SMTP_SECURITY_STARTTLS}, {"mail.", 25, SMTP_SECURITY_STARTTLS},
 };
 
 /* The provider's own server: STARTTLS on its submission port when it has one, else TLS. */
@@ -146,8 +146,8 @@ detect_query_mx(struct __res_state *st, const char *domain, struct detect_mx *mx
             break;
         if (ns_rr_type(rr) != ns_t_mx || ns_rr_rdlen(rr) < 3)
             continue;
-        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr) + 2,
-                               mx[n].host, sizeof(mx[n].host)) < 0)
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr) + 2, mx[n].host,
+                               sizeof(mx[n].host)) < 0)
             continue;
         mx[n].preference = ns_get16(ns_rr_rdata(rr));
         /* RFC 7505: "0 ." says the domain takes no mail; it names no server. */
@@ -233,8 +233,8 @@ detect_probe(struct __res_state *st, const char *domain, const struct account_de
         hosts[h].dead = n < 0 || (size_t)n >= sizeof(hosts[h].name);
         memcpy(hosts[h].connect, hosts[h].name, sizeof(hosts[h].connect));
         if (!hosts[h].dead && opt->dns_server != NULL)
-            hosts[h].dead = !detect_query_a(st, hosts[h].name, hosts[h].connect,
-                                            sizeof(hosts[h].connect));
+            hosts[h].dead =
+                !detect_query_a(st, hosts[h].name, hosts[h].connect, sizeof(hosts[h].connect));
     }
     for (size_t i = 0; i < sizeof(detect_probes) / sizeof(detect_probes[0]); i++) {
         size_t h = strcmp(detect_probes[i].prefix, prefixes[0]) == 0 ? 0 : 1;
@@ -249,8 +249,7 @@ detect_probe(struct __res_state *st, const char *domain, const struct account_de
             out->port = detect_probes[i].port;
             out->security = detect_probes[i].security;
             snprintf(out->explanation, sizeof(out->explanation),
-                     "%s answered on port %u with %s and offers login", hosts[h].name,
-                     out->port,
+                     "%s answered on port %u with %s and offers login", hosts[h].name, out->port,
                      out->security == SMTP_SECURITY_TLS ? "SSL/TLS" : "STARTTLS");
             return true;
         }
@@ -316,8 +315,8 @@ account_detect(const char *email, const struct account_detect_options *opt,
         out->source = ACCOUNT_DETECT_MX;
         detect_fill_provider(out, p);
         snprintf(out->mx_host, sizeof(out->mx_host), "%s", mx[i].host);
-        snprintf(out->explanation, sizeof(out->explanation),
-                 "mail for %s goes to %s, which is %s", a.domain, mx[i].host, p->name);
+        snprintf(out->explanation, sizeof(out->explanation), "mail for %s goes to %s, which is %s",
+                 a.domain, mx[i].host, p->name);
         rc = 0;
         goto out;
     }
@@ -327,8 +326,7 @@ account_detect(const char *email, const struct account_detect_options *opt,
         goto out;
     }
     snprintf(out->explanation, sizeof(out->explanation), "%s: %s%.100s%s; %s", a.domain,
-             n_mx == 0 ? "no MX records found" : "its mail goes to ",
-             n_mx == 0 ? "" : mx[0].host,
+             n_mx == 0 ? "no MX records found" : "its mail goes to ", n_mx == 0 ? "" : mx[0].host,
              n_mx == 0 ? "" : ", which is not a mail service mailout knows",
              opt->no_probe ? "the smtp. and mail. servers were not tried"
                            : "no smtp. or mail. server answered with TLS and login");

@@ -19,6 +19,9 @@
 /* An empty NULL-terminated list, so callers can always iterate. */
 static const char *const no_names[] = {NULL};
 
+/* The generator lays the table out; clang-format would only reflow it. */
+/* clang-format off */
+
 static const char *const p_gmail_domains[] = {
     "gmail.com", "googlemail.com", NULL,
 };
@@ -1874,6 +1877,7 @@ static const struct account_provider providers[] = {
         .fixed_username = NULL,
     },
 };
+/* clang-format on */
 
 /* ---- look-ups (written by the generator's TEMPLATE_LOOKUPS) -------------------------- */
 

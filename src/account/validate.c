@@ -43,8 +43,8 @@
 struct vctx {
     struct account_settings *s;
     struct account_issues *issues;
-    const struct account_provider *p; /* chosen, or recognised by its host */
-    bool p_from_host;                 /* p was recognised by the host, not chosen */
+    const struct account_provider *p;        /* chosen, or recognised by its host */
+    bool p_from_host;                        /* p was recognised by the host, not chosen */
     const struct account_provider *domain_p; /* the email domain's provider, or NULL */
     struct mime_address email;
     bool email_ok;
@@ -248,8 +248,7 @@ is_loopback_host(const char *h)
     if (inet_pton(AF_INET6, h, addr) == 1) {
         static const unsigned char loop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        return memcmp(addr, loop6, 16) == 0 ||
-               (memcmp(addr, mapped, 12) == 0 && addr[12] == 127);
+        return memcmp(addr, loop6, 16) == 0 || (memcmp(addr, mapped, 12) == 0 && addr[12] == 127);
     }
     return false;
 }
@@ -695,8 +694,7 @@ check_host(struct vctx *v)
     }
     v->host_ok = true;
     v->host_is_loopback = is_loopback_host(s->host);
-    if (p != NULL && !v->p_from_host && !host_is_template(p) &&
-        strcasecmp(s->host, p->host) != 0)
+    if (p != NULL && !v->p_from_host && !host_is_template(p) && strcasecmp(s->host, p->host) != 0)
         issue_add(v, "host", false,
                   "%s's server is %s, but Server is %s. Keep it only if %s told you to use "
                   "this server.",
@@ -745,8 +743,7 @@ check_port_security(struct vctx *v)
         return;
     }
     tls_port = s->port == 465 || (p != NULL && s->port == p->port_tls);
-    starttls_port =
-        s->port == 587 || s->port == 25 || (p != NULL && s->port == p->port_starttls);
+    starttls_port = s->port == 587 || s->port == 25 || (p != NULL && s->port == p->port_starttls);
     if (s->security == SMTP_SECURITY_STARTTLS && tls_port && !starttls_port) {
         issue_add(v, "security", true,
                   "Port %u expects SSL/TLS from the first byte, but Security is STARTTLS. "
@@ -781,9 +778,8 @@ check_port_security(struct vctx *v)
                   "STARTTLS.",
                   short_name(p, a, sizeof(a)), p->port_starttls);
     else if (s->security == SMTP_SECURITY_STARTTLS && p->port_starttls == 0 && s->port != 25)
-        issue_add(v, "security", false,
-                  "%s offers SSL/TLS only. Use port %u with SSL/TLS.", short_name(p, a, sizeof(a)),
-                  p->port_tls);
+        issue_add(v, "security", false, "%s offers SSL/TLS only. Use port %u with SSL/TLS.",
+                  short_name(p, a, sizeof(a)), p->port_tls);
     else if (s->port != p->port_starttls && s->port != p->port_tls && s->port != 25 &&
              s->port != 2525)
         issue_add(v, "port", false, "%s uses port %s; port %u may not work.",
@@ -868,8 +864,7 @@ check_username(struct vctx *v)
     }
     v->login_ok = true;
     if (v->login.display_name != NULL || !address_text(&v->login, text, sizeof(text))) {
-        issue_add(v, "username", true,
-                  "User name \"%s\" should be the login only, such as %s.", u,
+        issue_add(v, "username", true, "User name \"%s\" should be the login only, such as %s.", u,
                   v->email_ok ? s->email : "name@example.com");
         return;
     }
@@ -1015,12 +1010,10 @@ check_password(struct vctx *v)
         return; /* an update that keeps the stored password */
     if (s->password[0] == '\0') {
         issue_add(v, "password", true, "Password is empty. Enter the %s for %s.",
-                  is_token ? "OAuth2 access token"
-                  : p != NULL && p->app_password == ACCOUNT_APP_PASSWORD_YES
-                      ? "app password"
-                      : "password",
-                  s->username != NULL && !has_control(s->username) ? s->username
-                                                                   : "this mailbox");
+                  is_token                                                   ? "OAuth2 access token"
+                  : p != NULL && p->app_password == ACCOUNT_APP_PASSWORD_YES ? "app password"
+                                                                             : "password",
+                  s->username != NULL && !has_control(s->username) ? s->username : "this mailbox");
         return;
     }
     if (strlen(s->password) > VALIDATE_SECRET_MAX) {
@@ -1064,7 +1057,8 @@ check_password(struct vctx *v)
                   "%s does not accept your normal password here: create an app password%s%s "
                   "and paste it as the password.",
                   short_name(p, a, sizeof(a)), p->app_password_url ? " at " : "",
-                  p->app_password_url ? p->app_password_url : " in your account's security settings");
+                  p->app_password_url ? p->app_password_url
+                                      : " in your account's security settings");
 }
 
 static void
@@ -1080,8 +1074,7 @@ check_sender_name(struct vctx *v)
         return;
     }
     if (strpbrk(s->sender_name, "\r\n") != NULL) {
-        issue_add(v, "sender_name", true,
-                  "Sender's name must be one line: remove the line break.");
+        issue_add(v, "sender_name", true, "Sender's name must be one line: remove the line break.");
         return;
     }
     if (has_control(s->sender_name)) {
@@ -1167,6 +1160,7 @@ account_validate(struct account_settings *s, const struct account_provider *prov
     v.issues = issues;
     check_name(&v);
     check_email(&v);
+    trim_in_place(&v, &s->host); /* before the provider is recognised by it */
     check_provider(&v, provider);
     fill_server(&v);
     check_host(&v);

@@ -101,15 +101,14 @@ detection_json(const struct account_detection *d)
     const struct account_provider *p = d->provider;
     bool found = d->source != ACCOUNT_DETECT_NONE;
 
-    return json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
-                     "source", source_name(d->source), "provider", p ? p->id : NULL, "name",
-                     p ? p->name : NULL, "host", found ? d->host : NULL, "port",
-                     found ? json_integer(d->port) : json_null(), "security",
-                     found ? smtp_security_name(d->security) : NULL, "mx",
-                     d->mx_host[0] ? d->mx_host : NULL, "explanation", d->explanation,
-                     "app_password", p ? app_password_name(p->app_password) : NULL,
-                     "app_password_url", p ? p->app_password_url : NULL, "limits",
-                     p ? p->limits_text : NULL);
+    return json_pack(
+        "{s:s, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}", "source",
+        source_name(d->source), "provider", p ? p->id : NULL, "name", p ? p->name : NULL, "host",
+        found ? d->host : NULL, "port", found ? json_integer(d->port) : json_null(), "security",
+        found ? smtp_security_name(d->security) : NULL, "mx", d->mx_host[0] ? d->mx_host : NULL,
+        "explanation", d->explanation, "app_password",
+        p ? app_password_name(p->app_password) : NULL, "app_password_url",
+        p ? p->app_password_url : NULL, "limits", p ? p->limits_text : NULL);
 }
 
 static void
@@ -132,17 +131,18 @@ detection_print(const struct account_detection *d)
         printf(" (or port %u with SSL/TLS)", p->port_tls);
     printf("\n");
     printf("  found by       %s\n", d->source == ACCOUNT_DETECT_DOMAIN ? "the address's domain"
-                                    : d->source == ACCOUNT_DETECT_MX  ? "the domain's MX records"
-                                                                      : "trying the server");
+                                    : d->source == ACCOUNT_DETECT_MX   ? "the domain's MX records"
+                                                                       : "trying the server");
     if (p == NULL)
         return;
     if (p->fixed_username != NULL)
         printf("  user name      always \"%s\"\n", p->fixed_username);
     else
-        printf("  user name      %s\n",
-               p->username_format == ACCOUNT_USERNAME_FULL_EMAIL   ? "your full address"
-               : p->username_format == ACCOUNT_USERNAME_LOCAL_PART ? "the part before @"
-                                                                   : "the SMTP login the service gives you");
+        printf("  user name      %s\n", p->username_format == ACCOUNT_USERNAME_FULL_EMAIL
+                                            ? "your full address"
+                                        : p->username_format == ACCOUNT_USERNAME_LOCAL_PART
+                                            ? "the part before @"
+                                            : "the SMTP login the service gives you");
     if (p->flags & ACCOUNT_PROVIDER_OAUTH_ONLY)
         printf("  password       refused: %s accepts only OAuth2 tokens (XOAUTH2)\n", p->name);
     else if (p->app_password == ACCOUNT_APP_PASSWORD_YES)
@@ -270,15 +270,14 @@ provider_json(const struct account_provider *p)
     return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:s, s:s?, s:s, s:b, s:o, s:s?, s:s?, s:s?, "
                      "s:o, s:o, s:s?}",
                      "id", p->id, "name", p->name, "domains", names_json(p->domains), "host",
-                     p->host, "port_starttls", cli_json_int_or_null(p->port_starttls),
-                     "port_tls", cli_json_int_or_null(p->port_tls), "username_format",
-                     username_format_name(p->username_format), "fixed_username",
-                     p->fixed_username, "app_password", app_password_name(p->app_password),
-                     "oauth2", p->oauth2_supported, "daily_limit",
-                     cli_json_int_or_null(p->daily_limit), "limits", p->limits_text,
-                     "app_password_url", p->app_password_url, "help_url", p->help_url,
-                     "mx_suffixes", names_json(p->mx_suffixes), "flags", flags_json(p->flags),
-                     "notes", p->notes);
+                     p->host, "port_starttls", cli_json_int_or_null(p->port_starttls), "port_tls",
+                     cli_json_int_or_null(p->port_tls), "username_format",
+                     username_format_name(p->username_format), "fixed_username", p->fixed_username,
+                     "app_password", app_password_name(p->app_password), "oauth2",
+                     p->oauth2_supported, "daily_limit", cli_json_int_or_null(p->daily_limit),
+                     "limits", p->limits_text, "app_password_url", p->app_password_url, "help_url",
+                     p->help_url, "mx_suffixes", names_json(p->mx_suffixes), "flags",
+                     flags_json(p->flags), "notes", p->notes);
 }
 
 int
@@ -329,9 +328,9 @@ cli_providers_main(int argc, char **argv)
         else
             snprintf(ports, sizeof(ports), "%u SSL/TLS", p->port_tls);
         printf("%-22s %-40.40s %-30s %s%s\n", p->id, p->name, p->host, ports,
-               p->app_password == ACCOUNT_APP_PASSWORD_YES        ? ", app password"
-               : (p->flags & ACCOUNT_PROVIDER_OAUTH_ONLY) != 0     ? ", OAuth2 only"
-                                                                   : "");
+               p->app_password == ACCOUNT_APP_PASSWORD_YES     ? ", app password"
+               : (p->flags & ACCOUNT_PROVIDER_OAUTH_ONLY) != 0 ? ", OAuth2 only"
+                                                               : "");
     }
     printf("\nOther: any server of your own. Leave the mail service empty and give host, port "
            "and security.\n");

@@ -17,10 +17,10 @@
 
 #include "account/account.h"
 
-#define KNOWN_FLAGS                                                                              \
-    (ACCOUNT_PROVIDER_DOTS_IGNORED | ACCOUNT_PROVIDER_PLUS_TAGS |                                \
-     ACCOUNT_PROVIDER_SENDER_MUST_MATCH | ACCOUNT_PROVIDER_REWRITES_FROM |                       \
-     ACCOUNT_PROVIDER_STRIP_PASSWORD_SPACES | ACCOUNT_PROVIDER_OAUTH_ONLY |                      \
+#define KNOWN_FLAGS                                                                                \
+    (ACCOUNT_PROVIDER_DOTS_IGNORED | ACCOUNT_PROVIDER_PLUS_TAGS |                                  \
+     ACCOUNT_PROVIDER_SENDER_MUST_MATCH | ACCOUNT_PROVIDER_REWRITES_FROM |                         \
+     ACCOUNT_PROVIDER_STRIP_PASSWORD_SPACES | ACCOUNT_PROVIDER_OAUTH_ONLY |                        \
      ACCOUNT_PROVIDER_LOCAL)
 
 static const char *
@@ -287,18 +287,17 @@ static const struct {
     /* "10000 recipients/day" counts recipients, not messages */
     {"microsoft-365", "smtp.office365.com", 587, 0, ACCOUNT_USERNAME_FULL_EMAIL,
      ACCOUNT_APP_PASSWORD_WHEN_2FA, 0, NULL},
-    {"aol", "smtp.aol.com", 0, 465, ACCOUNT_USERNAME_FULL_EMAIL, ACCOUNT_APP_PASSWORD_YES, 0,
-     NULL},
-    {"web-de", "smtp.web.de", 587, 465, ACCOUNT_USERNAME_LOCAL_PART,
-     ACCOUNT_APP_PASSWORD_WHEN_2FA, 0, NULL},
-    {"sendgrid", "smtp.sendgrid.net", 587, 465, ACCOUNT_USERNAME_OTHER, ACCOUNT_APP_PASSWORD_NO,
-     0, "apikey"},
-    {"sparkpost", "smtp.sparkpostmail.com", 587, 0, ACCOUNT_USERNAME_OTHER,
-     ACCOUNT_APP_PASSWORD_NO, 0, "SMTP_Injection"},
+    {"aol", "smtp.aol.com", 0, 465, ACCOUNT_USERNAME_FULL_EMAIL, ACCOUNT_APP_PASSWORD_YES, 0, NULL},
+    {"web-de", "smtp.web.de", 587, 465, ACCOUNT_USERNAME_LOCAL_PART, ACCOUNT_APP_PASSWORD_WHEN_2FA,
+     0, NULL},
+    {"sendgrid", "smtp.sendgrid.net", 587, 465, ACCOUNT_USERNAME_OTHER, ACCOUNT_APP_PASSWORD_NO, 0,
+     "apikey"},
+    {"sparkpost", "smtp.sparkpostmail.com", 587, 0, ACCOUNT_USERNAME_OTHER, ACCOUNT_APP_PASSWORD_NO,
+     0, "SMTP_Injection"},
     {"brevo", "smtp-relay.brevo.com", 587, 465, ACCOUNT_USERNAME_OTHER, ACCOUNT_APP_PASSWORD_NO,
      300, NULL},
-    {"proton-bridge", "127.0.0.1", 1025, 0, ACCOUNT_USERNAME_FULL_EMAIL,
-     ACCOUNT_APP_PASSWORD_YES, 0, NULL},
+    {"proton-bridge", "127.0.0.1", 1025, 0, ACCOUNT_USERNAME_FULL_EMAIL, ACCOUNT_APP_PASSWORD_YES,
+     0, NULL},
     {"amazon-ses", "email-smtp.{region}.amazonaws.com", 587, 465, ACCOUNT_USERNAME_OTHER,
      ACCOUNT_APP_PASSWORD_NO, 0, NULL},
 };
