@@ -36,7 +36,7 @@ step "fuzz targets (${FUZZ_SECONDS:-20} s each)"
 CC=clang setup build-fuzz -Dfuzz=true -Dtests=false
 meson compile -C build-fuzz
 for target in build-fuzz/fuzz/fuzz_*; do
-  [ -x "$target" ] || continue
+  [ -f "$target" ] && [ -x "$target" ] || continue
   name=$(basename "$target")
   corpus="$root/build-fuzz/corpus/$name"
   mkdir -p "$corpus"
