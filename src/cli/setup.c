@@ -145,6 +145,12 @@ ask_field(struct account_settings *s, const char *field)
         char *a;
         long v;
 
+        /* An unknown service: offer the usual submission port, not an empty one. */
+        if (s->port == 0) {
+            s->port = 587;
+            if (!s->has_security)
+                s->security = SMTP_SECURITY_STARTTLS;
+        }
         snprintf(port, sizeof(port), "%u", s->port);
         a = ask("Port (587 for STARTTLS, 465 for SSL/TLS)", port);
         if (a != NULL && mo_parse_long(a, 1, 65535, &v) == 0)

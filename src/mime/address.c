@@ -412,6 +412,23 @@ check_ascii_domain(const char *d, const struct addr_ctx *ctx, struct mo_error *e
     return 0;
 }
 
+/* True when uni converts back to exactly ace. */
+static bool
+uni_roundtrips(const char *uni, const char *ace)
+{
+    char *back = NULL;
+    bool same;
+
+    if (idn2_to_ascii_8z(uni, &back, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK &&
+        idn2_to_ascii_8z(uni, &back, IDN2_NFC_INPUT | IDN2_TRANSITIONAL) != IDN2_OK)
+        return false;
+    for (char *p = back; *p != '\0'; p++)
+        *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+    same = strcmp(back, ace) == 0;
+    idn2_free(back);
+    return same;
+}
+
 static int
 parse_domain(const char *s, size_t len, const struct addr_ctx *ctx, struct mime_address *a,
              struct mo_error *err)
@@ -469,11 +486,16 @@ parse_domain(const char *s, size_t len, const struct addr_ctx *ctx, struct mime_
         *p = ascii_lower(*p);
     if (check_ascii_domain(ace, ctx, err) != 0)
         goto out;
-    /* the U-label form of the A-labels is the domain as written, case-folded */
-    if (idn2_to_unicode_8z8z(ace, &uni, 0) == IDN2_OK)
+    /* The U-label form of the A-labels is the domain as written, case-folded; it is kept
+     * only when it converts back to the same A-labels, so that parsing the address again
+     * gives the same result (labels typed as "xn--..." may not). */
+    if (idn2_to_unicode_8z8z(ace, &uni, 0) == IDN2_OK && uni_roundtrips(uni, ace)) {
         a->domain = mo_strdup(uni);
-    else
+    } else {
+        for (char *p = raw; *p != '\0'; p++)
+            *p = ascii_lower(*p);
         a->domain = mo_strdup(raw);
+    }
     a->domain_ascii = mo_strdup(ace);
     if (a->domain == NULL || a->domain_ascii == NULL)
         goto oom;

@@ -254,35 +254,62 @@ conn_ssl_wait(struct smtp_conn *c, int ssl_rc, int64_t deadline_ms)
     return w > 0 ? 1 : (w == 0 ? 0 : -1);
 }
 
+/*
+ * Keeps the server's own certificate (depth 0) while OpenSSL verifies the
+ * chain: after a failed verification OpenSSL 3 no longer hands it out, and
+ * the names in it are what the owner needs to see.
+ */
+static int
+conn_verify_cb(int ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct smtp_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+
+    if (c != NULL && cert != NULL && X509_STORE_CTX_get_error_depth(store) == 0 &&
+        c->peer_cert == NULL && X509_up_ref(cert) == 1)
+        c->peer_cert = cert;
+    return ok;
+}
+
 /* Names in the peer certificate, for "the certificate is issued for ...". */
 static void
-conn_cert_names(SSL *ssl, char *out, size_t out_size)
+conn_cert_names(const struct smtp_conn *c, char *out, size_t out_size)
 {
-    X509 *cert = SSL_get1_peer_certificate(ssl);
     GENERAL_NAMES *names = NULL;
     size_t used = 0;
 
     out[0] = '\0';
-    if (cert == NULL)
+    if (c->peer_cert == NULL)
         return;
-    names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    names = X509_get_ext_d2i(c->peer_cert, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-        int n;
+        char ip[INET6_ADDRSTRLEN] = "";
+        int n = 0;
 
-        if (gn->type != GEN_DNS)
-            continue;
-        n = snprintf(out + used, out_size - used, "%s%.*s", used ? ", " : "",
-                     ASN1_STRING_length(gn->d.dNSName),
-                     (const char *)ASN1_STRING_get0_data(gn->d.dNSName));
+        if (gn->type == GEN_DNS) {
+            n = snprintf(out + used, out_size - used, "%s%.*s", used ? ", " : "",
+                         ASN1_STRING_length(gn->d.dNSName),
+                         (const char *)ASN1_STRING_get0_data(gn->d.dNSName));
+        } else if (gn->type == GEN_IPADD) {
+            int len = ASN1_STRING_length(gn->d.iPAddress);
+            const unsigned char *b = ASN1_STRING_get0_data(gn->d.iPAddress);
+            if (len == 4)
+                inet_ntop(AF_INET, b, ip, sizeof(ip));
+            else if (len == 16)
+                inet_ntop(AF_INET6, b, ip, sizeof(ip));
+            if (ip[0] != '\0')
+                n = snprintf(out + used, out_size - used, "%s%s", used ? ", " : "", ip);
+        }
         if (n < 0 || (size_t)n >= out_size - used)
             break;
         used += (size_t)n;
     }
     if (used == 0)
-        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out, (int)out_size);
+        X509_NAME_get_text_by_NID(X509_get_subject_name(c->peer_cert), NID_commonName, out,
+                                  (int)out_size);
     GENERAL_NAMES_free(names);
-    X509_free(cert);
 }
 
 static void
@@ -297,7 +324,7 @@ conn_tls_failed(struct smtp_conn *c, const char *host, unsigned port, struct mo_
         ERR_error_string_n(e, detail, sizeof(detail));
     if (e != 0 && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
         if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-            conn_cert_names(c->ssl, names, sizeof(names));
+            conn_cert_names(c, names, sizeof(names));
             mo_error_set(err, MO_ERR_TLS, "host",
                          "the server's certificate is issued for %s, not for \"%s\": enter the "
                          "server name the certificate names as host",
@@ -352,7 +379,7 @@ smtp_conn_start_tls(struct smtp_conn *c, const char *host, unsigned port, const 
         goto out;
     }
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, conn_verify_cb);
     if (ca_file != NULL) {
         if (SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL) != 1) {
             mo_error_set(err, MO_ERR_CONFIG, "ca_file",
@@ -367,7 +394,7 @@ smtp_conn_start_tls(struct smtp_conn *c, const char *host, unsigned port, const 
         goto out;
     }
     c->ssl = SSL_new(c->ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_app_data(c->ssl, c) != 1) {
         conn_error(err, MO_ERR_INTERNAL, "tls", NULL, "cannot start TLS");
         goto out;
     }
@@ -591,6 +618,8 @@ smtp_conn_has_pending(const struct smtp_conn *c)
 void
 smtp_conn_close(struct smtp_conn *c)
 {
+    X509_free(c->peer_cert);
+    c->peer_cert = NULL;
     if (c->ssl != NULL) {
         SSL_free(c->ssl);
         c->ssl = NULL;

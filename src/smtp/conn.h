@@ -30,6 +30,7 @@ struct smtp_conn {
     char local_literal[INET6_ADDRSTRLEN + 8]; /* "[ip]" / "[IPv6:ip]" of our end */
     bool is_loopback;
     int64_t dns_ms; /* how long the name lookup took */
+    X509 *peer_cert; /* the server's certificate, kept even when verification fails */
     char tls_version[16];
     char tls_cipher[64];
 };

@@ -22,6 +22,8 @@ Gmail rules while the connection stays on 127.0.0.1.
 
 import json
 import os
+import smtplib
+import ssl
 import stat
 import subprocess
 import time
@@ -29,7 +31,8 @@ import time
 import pytest
 
 from harness import gmail_like as G
-from harness.account_fixtures import dns_nx, free_closed_port, gmail_like, home, mo  # noqa: F401
+from harness.smtpauth import auth_login, auth_plain
+from harness.account_fixtures import free_closed_port, gmail_like, home, mo  # noqa: F401
 from harness.mailout import assert_no_secret, describe, mailout_bin, secret_forms
 from harness.servers import USERS
 from harness.stores import norm_msgid
@@ -141,6 +144,48 @@ def text_of(part):
     return part.get_content() if part is not None else ""
 
 
+# --- 0. the Gmail-like server itself --------------------------------------------------------
+
+def test_gmail_like_server_answers_as_gmail(gmail_like, certs):
+    """Server: Gmail-like, STARTTLS and implicit-TLS ports (proves the harness, with smtplib).
+    We run: EHLO, MAIL and AUTH before STARTTLS; STARTTLS; AUTH with the normal password, a
+    wrong one, and the app password under another spelling of the login (no dots,
+    googlemail.com); MAIL before a login; then the same login on the implicit-TLS port.
+    Must arrive: Gmail's EHLO (SIZE 35882577, 8BITMIME, STARTTLS, ENHANCEDSTATUSCODES,
+    PIPELINING, SMTPUTF8; AUTH LOGIN PLAIN only after TLS), "530 5.7.0 Must issue a STARTTLS
+    command first", 534 5.7.9 and 535 5.7.8 as two-line replies with their Google links, 235.
+    Exit code: none (no mailout run).
+    """
+    ctx = ssl.create_default_context(cafile=certs.ca_file)
+    with smtplib.SMTP("127.0.0.1", gmail_like.port("starttls"), timeout=10) as s:
+        code, banner = s.ehlo("client.test")
+        assert code == 250 and banner.startswith(b"smtp.gmail.com at your service")
+        f = s.esmtp_features
+        assert f["size"] == "35882577" and "starttls" in f and "auth" not in f, f
+        for k in ("8bitmime", "enhancedstatuscodes", "pipelining", "smtputf8"):
+            assert k in f, f
+        assert s.docmd("MAIL", "FROM:<%s>" % G.SEED_EMAIL) == (
+            530, b"5.7.0 Must issue a STARTTLS command first. x - gsmtp")
+        assert s.docmd("AUTH", "PLAIN")[0] == 530
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        assert s.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"], s.esmtp_features
+        assert "starttls" not in s.esmtp_features
+        assert s.docmd("MAIL", "FROM:<%s>" % G.SEED_EMAIL)[0] == 530  # login first
+        code, text = auth_plain(s, G.SEED_EMAIL, G.NORMAL_PASSWORD)
+        assert code == 534 and b"5.7.9 Application-specific password required" in text
+        assert b"p=InvalidSecondFactor" in text and b"\n" in text, text
+        code, text = auth_login(s, "testmailotcommerce@gmail.com", "wrong")
+        assert code == 535 and b"5.7.8 Username and Password not accepted" in text
+        assert b"p=BadCredentials" in text and b"\n" in text, text
+        assert auth_plain(s, "TestMailOtCommerce@googlemail.com", G.APP_PASSWORD) == (
+            235, b"2.7.0 Accepted")
+    with smtplib.SMTP_SSL("127.0.0.1", gmail_like.port("tls"), timeout=10, context=ctx) as s:
+        s.ehlo("client.test")
+        assert "auth" in s.esmtp_features and "starttls" not in s.esmtp_features
+        assert auth_login(s, G.SEED_EMAIL, G.APP_PASSWORD)[0] == 235
+
+
 # --- 1. the seed's story ----------------------------------------------------------------------
 
 def test_seed_story_gmail_dots_login_without_at_app_password_with_spaces(gmail_like, certs, home):
@@ -157,7 +202,8 @@ def test_seed_story_gmail_dots_login_without_at_app_password_with_spaces(gmail_l
     Exit codes: 0 for set, show, check and test.
     """
     r = gmail_set(home, gmail_like, certs, G.APP_PASSWORD_SHOWN,
-                  extra=["--username", "testmailotcommerce", "--sender", "testmailotcommerce@gmail.com"])
+                  extra=["--username", "testmailotcommerce",
+                         "--sender", "testmailotcommerce@gmail.com"])
     assert_no_leak(r, G.APP_PASSWORD, G.APP_PASSWORD_SHOWN)
     j = r.json
     assert j["ok"] is True and "errors" not in j, describe(r)
@@ -242,11 +288,45 @@ def test_gmail_address_variants_log_in_and_own_the_sender(gmail_like, certs, hom
                   email="testmailotcommerce@googlemail.com",
                   extra=["--username", G.SEED_EMAIL, "--sender", "test.mailotcommerce@gmail.com"])
     assert not [n for n in r.json["notes"] if n["field"] == "sender"], (
-        "Gmail treats these spellings as one mailbox; no sender warning expected: %s" % r.json["notes"])
+        "Gmail treats these spellings as one mailbox; no sender warning expected: %s"
+        % r.json["notes"])
     mark = gmail_like.mark()
     r = run_check(home, "check", passwords=(G.APP_PASSWORD,))
     assert r.rc == 0 and r.json["ok"] is True, describe(r)
     assert auth_verdicts(gmail_like, mark) == [(G.SEED_EMAIL, "ok")]
+
+
+def test_test_letter_to_another_address(gmail_like, certs, home):
+    """Server: Gmail-like STARTTLS port, the seed's account with its app password.
+    We run: account set --provider gmail, then test --to owner@example.org.
+    Must arrive: the confirmation letter for owner@example.org only (envelope and To:), from
+    the account's address. Exit codes: 0 and 0.
+    """
+    gmail_set(home, gmail_like, certs, G.APP_PASSWORD)
+    r = run_check(home, "test", extra=["--to", "owner@example.org"], passwords=(G.APP_PASSWORD,))
+    assert r.rc == 0 and r.json["ok"] is True, describe(r)
+    assert r.json["to"] == "owner@example.org"
+    got = gmail_like.store.wait_for(r.json["message_id"])
+    assert got.recipients == ["owner@example.org"] and got.sender == G.SEED_EMAIL
+    assert got.msg["To"].addresses[0].addr_spec == "owner@example.org"
+
+
+def test_check_with_stored_settings_no_longer_valid(gmail_like, certs, home, tmp_path):
+    """Server: Gmail-like STARTTLS port (never contacted).
+    We run: account set with --ca-file pointing at a copy of the CA, delete the copy, then
+    account check --json.
+    Must arrive: nothing, and no connection: the stored settings are checked first and the
+    errors name ca_file. Exit code 2.
+    """
+    ca_copy = tmp_path / "ca-copy.pem"
+    ca_copy.write_bytes(open(certs.ca_file, "rb").read())
+    gmail_set(home, gmail_like, certs, G.APP_PASSWORD, extra=["--ca-file", str(ca_copy)])
+    ca_copy.unlink()
+    mark = gmail_like.mark()
+    r = run_check(home, "check", passwords=(G.APP_PASSWORD,))
+    assert r.rc == 2, describe(r)
+    assert r.json["ok"] is False and [e["field"] for e in r.json["errors"]] == ["ca_file"], r.json
+    assert gmail_like.events(mark["events"], kind="connect") == []
 
 
 # --- 2. Google's login refusals --------------------------------------------------------------
@@ -271,6 +351,9 @@ def test_normal_gmail_password_needs_app_password(gmail_like, certs, home):
     assert r.json["diagnosis"]["temporary"] is False
     assert auth_verdicts(gmail_like, mark) == [(G.SEED_EMAIL, "normal-password")]
     gmail_like.store.assert_nothing_new(snap, settle_s=0.3)
+    show = mo(home, "account", "show", "--json").json
+    assert show["last_check"]["ok"] is False and show["last_message_id"] is None, show
+    assert show["last_check"]["diagnosis"]["field"] == "password", show["last_check"]
 
 
 @pytest.mark.parametrize("username", [None, "testmailotcommerce"],
@@ -426,7 +509,8 @@ def test_certificate_name_mismatch(gmail_like, certs, home):
     d = r.json["diagnosis"]
     assert "localhost" in d["explanation"], (
         "PRODUCT BUG: the name-mismatch diagnosis does not name the certificate's names "
-        "(localhost); explanation: %r; engine text: %r" % (d["explanation"], r.json["error"]["text"]))
+        "(localhost); explanation: %r; engine text: %r"
+        % (d["explanation"], r.json["error"]["text"]))
 
 
 # --- 6. a sender the server refuses ----------------------------------------------------------
@@ -472,6 +556,26 @@ def test_any_password_postfix(postfix, certs, home, user):
     got = postfix.store.wait_for(r.json["message_id"])
     assert got.sender == user and got.recipients == [user]
     assert_no_secret(got.raw.decode("utf-8", "replace"), password, user, "the letter")
+
+
+def test_password_file_postfix(postfix, certs, home, tmp_path):
+    """Server: Postfix + Dovecot SASL, submission port; spaces@example.test has the password
+    "pass word with spaces".
+    We run: account set --password-file F (F holds the password and one newline), then test.
+    Must arrive: the confirmation letter (the login used the password without the newline,
+    spaces kept). Exit codes: 0 and 0.
+    """
+    user = "spaces@example.test"
+    pw_file = tmp_path / "password"
+    pw_file.write_text(USERS[user] + "\n", encoding="utf-8")
+    r = mo(home, "account", "set", "--email", user, "--host", "localhost", "--port",
+           str(postfix.port("starttls")), "--security", "starttls", "--ca-file", certs.ca_file,
+           "--password-file", str(pw_file), "--json")
+    assert r.rc == 0, describe(r)
+    assert_no_leak(r, USERS[user], username=user)
+    r = run_check(home, "test", timeout_s=20, passwords=(USERS[user],), username=user)
+    assert r.rc == 0 and r.json["ok"] is True, describe(r)
+    postfix.store.wait_for(r.json["message_id"])
 
 
 @pytest.mark.parametrize("email,password", [(G.DIGITS_EMAIL, G.DIGITS_PASSWORD),

@@ -199,7 +199,8 @@ def test_setup_wizard_unknown_provider_wrong_then_right_password(gmail_like, cer
     assert any("example.test" in q for q in asked), (
         "the wizard's detection did not ask the local DNS server: %s" % asked)
 
-    verdicts = [(e["login"], e["verdict"]) for e in gmail_like.events(mark["events"], kind="auth_result")]
+    verdicts = [(e["login"], e["verdict"])
+                for e in gmail_like.events(mark["events"], kind="auth_result")]
     assert verdicts[:2] == [(SHOP, "bad"), (SHOP, "ok")], verdicts
 
     show = mo(home, "account", "show", "--json")
@@ -248,3 +249,22 @@ def test_setup_wizard_answered_by_a_program(gmail_like, certs, home, dns_nx):
         "localhost", port, True), show.json
     assert show.json["last_message_id"] is None
     gmail_like.store.assert_nothing_new(snap, settle_s=0.3)
+
+
+def test_setup_wizard_port_prompt_offers_a_real_port(home, dns_nx):
+    """Server: none (the wizard stops at the end of its input, before any check).
+    We run: `mailout setup` with only the email (unknown service) and the host piped on
+    stdin, so it shows the Port and Security prompts and then stops for lack of input.
+    Must arrive: nothing is saved; the Port prompt's default (shown in [...], taken on Enter)
+    is a usable port such as 587, not 0. Exit code 2 (no more input).
+    """
+    p = subprocess.run([BIN, "--home", home, "setup", "--dns-server", dns_nx.server],
+                       input=b"shop@example.test\nlocalhost\n", capture_output=True, timeout=60)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 2, "setup exited %d:\n%s" % (p.returncode, out[-2000:])
+    m = re.search(r"Port \([^)]*\)(?: \[([^\]]*)\])?: ", out)
+    assert m, out[-2000:]
+    default = m.group(1)
+    assert default not in ("0", None, ""), (
+        "PRODUCT BUG: the wizard's Port prompt offers %r as the default for an unknown "
+        "service (Enter gives an invalid port); prompt: %r" % (default, m.group(0)))

@@ -41,9 +41,10 @@ A listener may carry "host" (default 127.0.0.1): the harness puts a second start
 listener on 127.0.0.2, a name the certificate does not hold.
 
 Events (JSON lines, same vocabulary as aiosmtpd_server.py, so SmtpServer.auth_attempts and
-wire_bytes work): connect, wire (bytes the client sent, decrypted), auth_command,
-auth_result (login, ok, and "verdict": ok / normal-password / bad), mail_refused, message.
-Passwords never go to the events file.
+wire_bytes work): connect, wire (the first MiB a client sent per connection, decrypted; as
+in aiosmtpd_server.py this includes AUTH exchanges, so tests can look for a password on the
+wire), auth_command, auth_result (login, ok, and "verdict": ok / normal-password / bad; no
+password), mail_refused, message.
 
 Leaves out: CHUNKING/BDAT (aiosmtpd has none), XOAUTH2, the silent From rewrite, quotas.
 RFCs: 5321, 3207 (STARTTLS), 4954 (AUTH), 4616 (PLAIN), 8314 (implicit TLS), 3463.
@@ -68,6 +69,7 @@ import warnings
 GMAIL_HOSTNAME = "smtp.gmail.com"
 SESSION_TAIL = "x - gsmtp"  # Google's "<session-id> - gsmtp"
 SIZE_LIMIT = 35882577       # what smtp.gmail.com advertises
+WIRE_LOG_MAX_BYTES = 1024 * 1024
 
 # The seed's Gmail account: the address as the owner writes it (with dots), the login the
 # seed's form wanted (without), the app password as Google shows it and as it is.
@@ -200,6 +202,8 @@ def _server_main(config):
                 f.write(raw)
             auth = session.auth_data
             login = auth.login if isinstance(auth, LoginPassword) else None
+            if isinstance(login, bytes):
+                login = login.decode("utf-8", "replace")
             meta = {
                 "server": "gmail-like",
                 "listener": self.listener["name"],
@@ -207,7 +211,7 @@ def _server_main(config):
                 "mail_from": envelope.mail_from,
                 "mail_options": envelope.mail_options,
                 "rcpt_tos": envelope.rcpt_tos,
-                "auth_user": login.decode("utf-8", "replace") if isinstance(login, bytes) else login,
+                "auth_user": login,
                 "tls": server.is_tls(),
                 "size": len(raw),
                 "received_at": time.time(),
@@ -224,6 +228,7 @@ def _server_main(config):
             self._events = events
             self._listener = listener
             self._conn_id = uuid.uuid4().hex[:8]
+            self._wire_logged = 0
 
         def _ev(self, **kw):
             self._events.write(listener=self._listener["name"], port=self._listener["port"],
@@ -238,7 +243,11 @@ def _server_main(config):
             super().connection_made(transport)
 
         def data_received(self, data):
-            self._ev(event="wire", tls=self.is_tls(), b64=base64.b64encode(data).decode("ascii"))
+            room = WIRE_LOG_MAX_BYTES - self._wire_logged
+            if room > 0:
+                self._wire_logged += min(room, len(data))
+                self._ev(event="wire", tls=self.is_tls(),
+                         b64=base64.b64encode(data[:room]).decode("ascii"))
             super().data_received(data)
 
         async def smtp_EHLO(self, hostname):
