@@ -26,6 +26,14 @@ int cli_setup_main(int argc, char **argv);
 /* `mailout detect EMAIL ...` and `mailout providers ...`. */
 int cli_detect_main(int argc, char **argv);
 int cli_providers_main(int argc, char **argv);
+/* `mailout serve`: the service (HTTP API and panel, delivery, spool import). */
+int cli_serve_main(int argc, char **argv);
+/* `mailout queue list|show|retry|drop|run`. */
+int cli_queue_main(int argc, char **argv);
+/* `mailout sendmail ...` and the program invoked as `sendmail`. */
+int cli_sendmail_main(int argc, char **argv);
+/* `mailout apikey create|list|revoke`. */
+int cli_apikey_main(int argc, char **argv);
 
 /* JSON shapes shared by the commands (json.c). */
 #include <jansson.h>

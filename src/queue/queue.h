@@ -1,0 +1,271 @@
+/*
+ * queue.h - the durable queue: messages accepted by any entry point wait
+ * here, in the data folder's SQLite database (WAL), until the worker has
+ * delivered them or given up.
+ *
+ * The protocol, which every caller relies on:
+ *  1. "Queued" means committed. queue_add() returns only after the message,
+ *     its envelope and its recipients are in one committed transaction with
+ *     synchronous=FULL; a full disk or a read-only folder is an error
+ *     (STORAGE) and nothing half-written remains. queue_add_batch() commits
+ *     many in one transaction (group commit) with the same promise for all.
+ *  2. A worker claims due messages under a lease (queue_claim): state
+ *     becomes "sending", lease_until = now + lease. One commit per batch.
+ *  3. The worker reports each message's outcome (queue_finish): sent,
+ *     deferred (next attempt time), failed, or uncertain; per recipient.
+ *     Outcomes are committed in batches too.
+ *  4. A claim whose lease expired (the worker died: kill -9, power loss) was
+ *     in flight: the provider may have it. queue_recover() marks such
+ *     messages "uncertain"; they are resent only after a grace period, or at
+ *     once when an admin says so (queue_retry). Nothing else is ever sent
+ *     twice, and nothing accepted is ever lost.
+ *  5. Retries back off exponentially with jitter (about 1 minute, growing to
+ *     about an hour) until the message is max_age old; then it fails with the
+ *     last reply kept. See queue_next_delay_s().
+ *
+ * Leaves out: delivery itself (worker.h), accounts (account.h).
+ */
+#ifndef MAILOUT_QUEUE_H
+#define MAILOUT_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+enum queue_state {
+    QUEUE_QUEUED = 0, /* waiting for its first attempt */
+    QUEUE_SENDING,    /* claimed by a worker under a lease */
+    QUEUE_SENT,       /* every recipient accepted or failed for good, at least one accepted */
+    QUEUE_DEFERRED,   /* waiting for its next attempt (next_attempt_at) */
+    QUEUE_FAILED,     /* given up: 5xx for every recipient, or too old */
+    QUEUE_UNCERTAIN,  /* the line broke after the data went out; may have arrived */
+    QUEUE_STATE_COUNT
+};
+
+/* "queued", "sending", "sent", "deferred", "failed", "uncertain". */
+const char *queue_state_name(enum queue_state state);
+int queue_state_parse(const char *name, enum queue_state *out);
+
+struct queue;
+
+struct queue_options {
+    int64_t max_age_s;     /* give up after this; 0: 5 days */
+    int64_t grace_s;       /* resend an uncertain message after this; 0: 30 minutes */
+    int64_t max_message_bytes; /* 0: 50 MB */
+};
+
+/*
+ * Opens (creating when needed) home/mailout.db. opt may be NULL (defaults).
+ * Errors: STORAGE (field "home").
+ */
+int queue_open(const char *home, const struct queue_options *opt, struct queue **out,
+               struct mo_error *err);
+void queue_close(struct queue *q);
+
+/* A message handed in by an entry point. Everything is borrowed. */
+struct queue_new_message {
+    const char *account;      /* account name; NULL: the default account */
+    const char *from;         /* envelope sender (addr-spec, "" for the null sender) */
+    const char *const *rcpts; /* envelope recipients (addr-specs) */
+    size_t n_rcpts;
+    const char *data;         /* the RFC 5322 message, CRLF line ends */
+    size_t len;
+    const char *message_id;   /* the header's Message-ID without brackets, or NULL */
+    const char *subject;      /* decoded subject for the log, or NULL */
+    const char *header_from;  /* the From header as text for the log, or NULL */
+    const char *source;       /* "sendmail", "api", "cli", "smtp" */
+    bool needs_smtputf8;
+};
+
+/*
+ * Queues one message durably; *id_out (may be NULL) gets its id.
+ * Errors: CONFIG (no recipient, too large), STORAGE (disk full, read-only).
+ */
+int queue_add(struct queue *q, const struct queue_new_message *m, int64_t *id_out,
+              struct mo_error *err);
+
+/*
+ * Queues n messages in one transaction: all or none. ids receives n ids.
+ * Errors as queue_add; on error nothing of the batch is queued.
+ */
+int queue_add_batch(struct queue *q, const struct queue_new_message *const *ms, size_t n,
+                    int64_t *ids, struct mo_error *err);
+
+/* A claimed message, owned by the caller (queue_job_free). */
+struct queue_job {
+    int64_t id;
+    char *account;     /* NULL: the default account */
+    char *from;
+    char **rcpts;      /* the recipients still to deliver */
+    size_t n_rcpts;
+    char *data;
+    size_t len;
+    int attempts;      /* attempts made before this one */
+    int64_t created_at;
+    bool needs_smtputf8;
+    char *message_id;
+};
+
+void queue_job_free(struct queue_job *job);
+
+/*
+ * Claims up to max due messages of account (NULL: any account) for owner
+ * (a worker's name) under a lease of lease_s seconds, oldest first. *jobs is
+ * a malloc'd array of *n jobs (free each, then the array). One transaction.
+ * Errors: STORAGE.
+ */
+int queue_claim(struct queue *q, const char *account, const char *owner, int lease_s, size_t max,
+                struct queue_job **jobs, size_t *n, struct mo_error *err);
+
+/* The accounts that have due messages now (malloc'd strings, NULL for the default). */
+int queue_due_accounts(struct queue *q, char ***accounts, size_t *n, struct mo_error *err);
+
+enum queue_rcpt_result {
+    QUEUE_RCPT_DELIVERED = 0,
+    QUEUE_RCPT_DEFER,  /* try again later */
+    QUEUE_RCPT_FAIL,   /* refused for good */
+};
+
+struct queue_rcpt_outcome {
+    const char *address;
+    enum queue_rcpt_result result;
+    int code;
+    const char *enhanced; /* may be NULL */
+    const char *text;     /* the server's reply, may be NULL */
+};
+
+/* What one attempt at one message came to. Everything is borrowed. */
+struct queue_outcome {
+    int64_t id;
+    bool uncertain;       /* the line broke after the final "." */
+    const struct queue_rcpt_outcome *rcpts; /* per recipient of the job; may be NULL when
+                                               the whole attempt failed before RCPT */
+    size_t n_rcpts;
+    enum queue_rcpt_result all; /* for every recipient when rcpts is NULL */
+    int code;             /* the deciding reply (e.g. the final 250 or the 421) */
+    const char *enhanced;
+    const char *text;     /* plain text of the outcome or the error */
+    const char *transcript; /* redacted, lines joined by '\n'; may be NULL */
+    int64_t defer_until;  /* when > 0, do not retry before this Unix time (breaker, pacing) */
+};
+
+/*
+ * Records outcomes of claimed messages in one transaction and moves each to
+ * its next state: sent when no recipient is left to try and one was
+ * delivered; failed when every recipient failed, or when a deferral would
+ * pass max_age; uncertain when o->uncertain; deferred otherwise with the next
+ * attempt after queue_next_delay_s(). Each attempt is logged with its
+ * transcript. Errors: STORAGE.
+ */
+int queue_finish(struct queue *q, const struct queue_outcome *outcomes, size_t n,
+                 struct mo_error *err);
+
+/* Hands claimed messages back untouched (shutdown before sending). */
+int queue_release(struct queue *q, const int64_t *ids, size_t n, struct mo_error *err);
+
+/*
+ * After a crash: claims whose lease expired become "uncertain" (they were in
+ * flight). Returns how many through *n (may be NULL).
+ */
+int queue_recover(struct queue *q, size_t *n, struct mo_error *err);
+
+/* Seconds to wait before attempt number attempts+1: ~60 s doubling to ~1 h, +-20 % jitter. */
+int64_t queue_next_delay_s(int attempts);
+
+/* ---- reading and admin actions (CLI, API, panel) -------------------------- */
+
+struct queue_rcpt_info {
+    char *address;
+    char *state;     /* "pending", "delivered", "failed" */
+    int code;
+    char *reply;
+};
+
+struct queue_attempt_info {
+    int64_t at;
+    char *result;    /* "sent", "deferred", "failed", "uncertain" */
+    int code;
+    char *reply;
+    char *transcript;
+};
+
+struct queue_message_info {
+    int64_t id;
+    enum queue_state state;
+    char *account;
+    char *from;
+    char *header_from;
+    char *subject;
+    char *message_id;
+    char *source;
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t next_attempt_at;
+    int attempts;
+    int last_code;
+    char *last_reply;
+    size_t size;
+    struct queue_rcpt_info *rcpts;
+    size_t n_rcpts;
+    struct queue_attempt_info *attempt_log; /* only from queue_get with details */
+    size_t n_attempt_log;
+};
+
+void queue_message_info_clear(struct queue_message_info *m);
+
+/* One message; with_details adds the attempt log. Errors: CONFIG (field "id") when unknown. */
+int queue_get(struct queue *q, int64_t id, bool with_details, struct queue_message_info *out,
+              struct mo_error *err);
+/* The raw message (caller frees *data). Errors: CONFIG when unknown. */
+int queue_get_data(struct queue *q, int64_t id, char **data, size_t *len, struct mo_error *err);
+
+struct queue_filter {
+    int state;           /* enum queue_state, or -1 for any */
+    const char *search;  /* substring of from, recipients, subject or Message-ID; NULL: any */
+    int64_t before_id;   /* page: ids below this; 0: from the newest */
+    size_t limit;        /* 0: 50 */
+};
+
+/* Newest first. *out is malloc'd (clear each, free the array). */
+int queue_list(struct queue *q, const struct queue_filter *f, struct queue_message_info **out,
+               size_t *n, struct mo_error *err);
+
+struct queue_counts {
+    size_t by_state[QUEUE_STATE_COUNT];
+    size_t sent_today;
+};
+int queue_count(struct queue *q, struct queue_counts *out, struct mo_error *err);
+
+/* Makes a deferred, failed or uncertain message due now. Errors: CONFIG when unknown or sent. */
+int queue_retry(struct queue *q, int64_t id, struct mo_error *err);
+/* Makes every deferred message due now; *n how many. */
+int queue_retry_all_deferred(struct queue *q, size_t *n, struct mo_error *err);
+/* Removes a message that is not being sent. Errors: CONFIG. */
+int queue_drop(struct queue *q, int64_t id, struct mo_error *err);
+
+/* The earliest next_attempt_at among waiting messages (0 when none), for the worker's sleep. */
+int64_t queue_next_due(struct queue *q);
+
+/* ---- the spool: queueing without access to the database --------------------
+ * A program that may not open mailout.db (PHP's mail() running as the web
+ * server's user) writes the message into home/spool instead: a file made in
+ * home/spool/tmp, fsync'd, renamed into home/spool/new and the folder
+ * fsync'd, so it is durable when queue_spool_write returns. The service (or
+ * `mailout queue run`) moves spool files into the queue, deleting each only
+ * after its queue commit. The spool folders let others create files but not
+ * list or read them.
+ */
+
+/*
+ * Writes m into the spool durably. name_out (may be NULL) receives the
+ * file's name. Errors: STORAGE (cannot write: full disk, no permission).
+ */
+int queue_spool_write(const char *home, const struct queue_new_message *m, char *name_out,
+                      size_t name_size, struct mo_error *err);
+
+/* Moves every complete spool file into q; *n (may be NULL) how many. Errors: STORAGE. */
+int queue_spool_import(struct queue *q, const char *home, size_t *n, struct mo_error *err);
+
+#endif
