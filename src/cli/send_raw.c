@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/send.h"
@@ -124,6 +127,49 @@ out:
     return rc;
 }
 
+/* A large file is mapped, not read: its pages stream to the socket without a copy. */
+struct raw_map {
+    const char *data;
+    size_t len;
+};
+
+#define RAW_MAP_MIN_BYTES (1024 * 1024)
+
+/* 0 when path was mapped; -1 when it should be read instead (small, or not mappable). */
+static int
+raw_map_file(const char *path, struct raw_map *map)
+{
+    struct stat st;
+    void *p;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    map->data = NULL;
+    map->len = 0;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < RAW_MAP_MIN_BYTES ||
+        (size_t)st.st_size > SEND_MAX_MESSAGE) {
+        close(fd);
+        return -1;
+    }
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    map->data = p;
+    map->len = (size_t)st.st_size;
+    return 0;
+}
+
+static void
+raw_unmap(struct raw_map *map)
+{
+    if (map->data != NULL)
+        munmap((void *)map->data, map->len);
+    map->data = NULL;
+    map->len = 0;
+}
+
 static void
 outcome_fail(struct raw_outcome *oc, const struct mo_error *err)
 {
@@ -137,6 +183,7 @@ raw_worker(void *arg)
 {
     struct raw_job *job = arg;
     struct smtp_session *s = NULL;
+    struct raw_map map = {NULL, 0};
     struct mo_buf msg;
     struct mo_error err;
 
@@ -165,12 +212,14 @@ raw_worker(void *arg)
             }
         }
         mo_buf_reset(&msg);
-        if (io_read_file(job->files[i], SEND_MAX_MESSAGE, "raw", &msg, &err) != 0) {
+        if (raw_map_file(job->files[i], &map) != 0 &&
+            io_read_file(job->files[i], SEND_MAX_MESSAGE, "raw", &msg, &err) != 0) {
             outcome_fail(oc, &err);
             continue;
         }
         memset(&res, 0, sizeof(res));
-        if (smtp_session_send(s, &job->env, msg.data, msg.len, &res, &err) == 0 &&
+        if (smtp_session_send(s, &job->env, map.data != NULL ? map.data : msg.data,
+                              map.data != NULL ? map.len : msg.len, &res, &err) == 0 &&
             res.n_accepted == res.n_rcpts) {
             oc->ok = true;
         } else {
@@ -180,6 +229,7 @@ raw_worker(void *arg)
             outcome_fail(oc, &err);
         }
         smtp_send_result_clear(&res);
+        raw_unmap(&map);
         if (!oc->ok && err.category == MO_ERR_PROTOCOL) {
             /* The connection broke: the next message gets a new one. */
             smtp_session_free(s);
