@@ -22,20 +22,25 @@ struct admin_options {
     const char *home;          /* the data folder */
     const char *listen;        /* "127.0.0.1:8025", "[::1]:8025" */
     size_t max_body_bytes;     /* request bodies above this get 413/400; 0: 25 MB */
+    unsigned max_connections;  /* open connections at once (one thread each); 0: 256 */
 };
 
 struct admin_server;
 
-/* Starts serving in the background. Errors: CONFIG (field "http": bad address,
- * port in use), STORAGE. */
+/* Starts serving in the background: its own threads (one per connection and a
+ * committer), its own connections to home/mailout.db. opt->listen NULL or "":
+ * 127.0.0.1:8025. Errors: CONFIG (field "http": bad address, port in use, no
+ * permission; field "home"), STORAGE, INTERNAL. */
 int admin_start(const struct admin_options *opt, struct admin_server **out, struct mo_error *err);
 /* Stops accepting, finishes requests in progress, frees. NULL is a no-op. */
 void admin_stop(struct admin_server *s);
+/* The port listened on (the one the system chose when opt->listen said port 0). */
+unsigned admin_port(const struct admin_server *s);
 
 /* ---- API keys: random 256-bit keys shown once, stored as SHA-256 hashes ---- */
 
-/* Makes a key named name; key_out receives it ("mo_..."), shown once. Errors: CONFIG
- * (name empty or taken), STORAGE. */
+/* Makes a key named name; key_out (at least 47 bytes) receives it ("mo_..."), shown
+ * once. Errors: CONFIG (name empty or taken), STORAGE. */
 int admin_apikey_create(const char *home, const char *name, char *key_out, size_t key_size,
                         struct mo_error *err);
 

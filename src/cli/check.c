@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "worker/worker.h"
 
 static const char *const field_labels[][2] = {
     {"email", "Email"},
@@ -186,8 +187,11 @@ run_check(int argc, char **argv, bool send_test)
     } else {
         print_result_text(&r, send_test);
     }
-    if (r.ok)
+    if (r.ok) {
+        /* A passing check ends a pause the delivery breaker put on this account. */
+        (void)worker_account_resume(cli_home(), s.name, NULL);
         code = CLI_EXIT_OK;
+    }
     else if (r.err.category == MO_ERR_CONFIG)
         code = CLI_EXIT_USAGE;
     else if (r.err.temporary)

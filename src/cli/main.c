@@ -21,6 +21,10 @@ usage(FILE *out)
           "  providers    list the mail services mailout knows\n"
           "  detect       tell which mail service and server an address uses\n"
           "  send         compose and send one message now (or ready-made files with --raw)\n"
+          "  serve        run the service: admin panel and API, delivery of queued mail\n"
+          "  queue        list, show, retry or drop queued messages; run delivery once\n"
+          "  sendmail     queue a message like sendmail does (PHP's mail(), cron)\n"
+          "  apikey       create, list or revoke API keys for the HTTP API\n"
           "\n"
           "--home DIR (or MAILOUT_HOME) is the data folder; default ~/.local/share/mailout.\n"
           "Run `mailout COMMAND --help` for a command's options.\n",
@@ -35,12 +39,27 @@ struct command {
 static const struct command commands[] = {
     {"send", cli_send_main},   {"account", cli_account_main}, {"test", cli_test_main},
     {"setup", cli_setup_main}, {"detect", cli_detect_main},   {"providers", cli_providers_main},
+    {"serve", cli_serve_main}, {"queue", cli_queue_main},     {"sendmail", cli_sendmail_main},
+    {"apikey", cli_apikey_main},
 };
+
+/* Invoked as `sendmail` (a symlink), mailout is the sendmail command itself. */
+static bool
+invoked_as_sendmail(const char *argv0)
+{
+    const char *base = strrchr(argv0, '/');
+
+    base = base != NULL ? base + 1 : argv0;
+    return strcmp(base, "sendmail") == 0 || strcmp(base, "mailout-sendmail") == 0;
+}
 
 int
 main(int argc, char **argv)
 {
     int i = 1;
+
+    if (argc > 0 && invoked_as_sendmail(argv[0]))
+        return cli_sendmail_main(argc, argv);
 
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {

@@ -1,12 +1,21 @@
 /*
  * send.c - `mailout send`: compose one message from the command line and
- * submit it now, printing what happened (or one JSON object with --json).
+ * either queue it for a stored account (the default) or submit it now,
+ * printing what happened (or one JSON object with --json).
  *
- * Flow: options -> validation (every problem at once, each with its field)
- * -> mime_compose -> smtp_session_open -> smtp_session_send -> QUIT.
- * `--raw` hands over to send_raw.c. The password comes from standard input
- * or a file, never from the command line (where `ps` would show it), and is
- * never printed.
+ * Three ways, chosen by the options:
+ *  - with --host: submitted now with the settings given on the command line
+ *    (the engine's test path): options -> validation (every problem at once,
+ *    each with its field) -> mime_compose -> smtp_session_open ->
+ *    smtp_session_send -> QUIT. `--raw` hands over to send_raw.c.
+ *  - without --host: composed for the stored account --account (default
+ *    "default"; its sender unless --from) and queued: queue_add when this
+ *    user may write the data folder's database, else the spool (as sendmail
+ *    mode does; the service imports it). Prints the queue id.
+ *  - without --host, with --now: submitted now with the stored account's
+ *    settings and password (as `mailout account check` does).
+ * A password given here comes from standard input or a file, never from the
+ * command line (where `ps` would show it), and is never printed.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -18,7 +27,9 @@
 
 #include "cli/cli.h"
 #include "cli/send.h"
+#include "cli/sendmail.h"
 #include "mime/mime.h"
+#include "queue/queue.h"
 #include "smtp/smtp.h"
 
 #define SEND_MAX_ERRORS 32
@@ -44,7 +55,8 @@ problem_add(struct send_problems *p, const char *field, const char *message)
 static void
 send_usage(FILE *out)
 {
-    fputs("usage: mailout send --host HOST --port PORT --security starttls|tls|none\n"
+    fputs("usage: mailout send [--account NAME] [--now] [--from ADDR] --to ADDR [...]\n"
+          "       mailout send --host HOST --port PORT --security starttls|tls|none\n"
           "         [--username USER (--password-stdin | --password-file FILE)]\n"
           "         --from ADDR --to ADDR [--to ADDR ...] [--cc ADDR ...] [--bcc ADDR ...]\n"
           "         [--subject TEXT] [--text-file FILE] [--html-file FILE] [--attach FILE ...]\n"
@@ -52,9 +64,13 @@ send_usage(FILE *out)
           "         [--timeout SECONDS] [--json]\n"
           "       mailout send ... --raw FILE|FOLDER [--connections N]\n"
           "\n"
-          "Sends one message now. Without --username no login is tried (for relays that need\n"
-          "none). With xoauth2 the \"password\" is the OAuth2 bearer token.\n"
-          "Exit status: 0 sent to every recipient, 1 failed, 2 bad usage or input,\n"
+          "Without --host the message is queued for the stored account NAME (default:\n"
+          "\"default\"; From is its sender unless --from) and the service delivers it;\n"
+          "--now sends it at once with that account's settings instead.\n"
+          "With --host it is sent now with the settings given here. Without --username no\n"
+          "login is tried (for relays that need none). With xoauth2 the \"password\" is the\n"
+          "OAuth2 bearer token.\n"
+          "Exit status: 0 queued, or sent to every recipient; 1 failed, 2 bad usage or input,\n"
           "75 temporary failure (try again later).\n",
           out);
 }
@@ -146,7 +162,17 @@ enum {
     OPT_JSON,
     OPT_RAW,
     OPT_CONNECTIONS,
+    OPT_ACCOUNT,
+    OPT_NOW,
     OPT_HELP,
+};
+
+/* Which way the message goes (see the top of the file). */
+struct send_mode {
+    bool host_given;         /* --host: the settings are all on the command line */
+    const char *account;     /* --account NAME; NULL: "default" */
+    bool now;                /* --now */
+    const char *conn_option; /* the first connection option given, e.g. "--port" */
 };
 
 static const struct option long_options[] = {
@@ -170,6 +196,8 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"raw", required_argument, NULL, OPT_RAW},
     {"connections", required_argument, NULL, OPT_CONNECTIONS},
+    {"account", required_argument, NULL, OPT_ACCOUNT},
+    {"now", no_argument, NULL, OPT_NOW},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -191,7 +219,8 @@ list_add(const char **list, size_t *n, const char *value, const char *field,
  */
 static int
 parse_options(int argc, char **argv, struct send_opts *o, struct send_problems *p,
-              const char **password_file, bool *password_stdin, bool *help_only)
+              const char **password_file, bool *password_stdin, bool *help_only,
+              struct send_mode *mode)
 {
     long v;
     int c;
@@ -203,8 +232,32 @@ parse_options(int argc, char **argv, struct send_opts *o, struct send_problems *
     opterr = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         switch (c) {
+        case OPT_PORT:
+        case OPT_SECURITY:
+        case OPT_USERNAME:
+        case OPT_PASSWORD_STDIN:
+        case OPT_PASSWORD_FILE:
+        case OPT_CA_FILE:
+        case OPT_AUTH:
+        case OPT_RAW:
+        case OPT_CONNECTIONS:
+            for (size_t k = 0; mode->conn_option == NULL && long_options[k].name != NULL; k++)
+                if (long_options[k].val == c)
+                    mode->conn_option = long_options[k].name;
+            break;
+        default:
+            break;
+        }
+        switch (c) {
         case OPT_HOST:
             o->smtp.host = optarg;
+            mode->host_given = true;
+            break;
+        case OPT_ACCOUNT:
+            mode->account = optarg;
+            break;
+        case OPT_NOW:
+            mode->now = true;
             break;
         case OPT_PORT:
             if (mo_parse_long(optarg, 1, 65535, &v) != 0)
@@ -296,11 +349,40 @@ parse_options(int argc, char **argv, struct send_opts *o, struct send_problems *
     return 0;
 }
 
+/* The checks of the stored-account ways (no --host). */
+static void
+validate_stored(const struct send_opts *o, const struct send_mode *mode, struct send_problems *p)
+{
+    char msg[MO_ERROR_TEXT_MAX];
+
+    if (mode->conn_option != NULL) {
+        snprintf(msg, sizeof(msg),
+                 "--%s is a connection setting: give --host and the rest too to send with "
+                 "settings given here, or keep it in the account (mailout account set)",
+                 mode->conn_option);
+        problem_add(p, "host", msg);
+    }
+    if (mode->account != NULL && mode->account[0] == '\0')
+        problem_add(p, "account", "--account needs an account's name");
+    if (o->n_to + o->n_cc + o->n_bcc == 0)
+        problem_add(p, "recipient", "at least one --to, --cc or --bcc is required");
+    if (o->subject != NULL && strpbrk(o->subject, "\r\n") != NULL)
+        problem_add(p, "subject", "the subject must be one line (it contains a line break)");
+}
+
 /* Checks what needs no network: all problems at once. */
 static void
 validate(const struct send_opts *o, const char *password_file, bool password_stdin,
-         struct send_problems *p)
+         const struct send_mode *mode, struct send_problems *p)
 {
+    if (!mode->host_given) {
+        validate_stored(o, mode, p);
+        return;
+    }
+    if (mode->account != NULL)
+        problem_add(p, "account",
+                    "--account sends with a stored account's settings: drop --host and the "
+                    "other connection options, or drop --account");
     if (o->smtp.host == NULL)
         problem_add(p, "host", "--host is required (the mail server, e.g. smtp.gmail.com)");
     if (o->smtp.port == 0)
@@ -367,8 +449,8 @@ base_name(const char *path)
 }
 
 static int
-compose(const struct send_opts *o, struct compose_state *cs, struct send_problems *p,
-        struct mo_error *err)
+compose(const struct send_opts *o, const char *from_name, struct compose_state *cs,
+        struct send_problems *p, struct mo_error *err)
 {
     struct mime_message msg;
     size_t n_rcpts = o->n_to + o->n_cc + o->n_bcc;
@@ -386,6 +468,14 @@ compose(const struct send_opts *o, struct compose_state *cs, struct send_problem
     if (mime_address_parse(o->from, "sender", &cs->from, err) != 0) {
         problem_add(p, "sender", err->text);
         bad = -1;
+    } else if (from_name != NULL && from_name[0] != '\0') {
+        /* the stored account's sender name (its sender address came as o->from) */
+        free(cs->from.display_name);
+        cs->from.display_name = strdup(from_name);
+        if (cs->from.display_name == NULL) {
+            mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+            return -1;
+        }
     }
     bad |= parse_address_list(o->to, o->n_to, "recipient", cs->to, p);
     bad |= parse_address_list(o->cc, o->n_cc, "recipient", cs->cc, p);
@@ -545,6 +635,182 @@ report(const struct send_opts *o, const struct compose_state *cs, struct smtp_se
     return code;
 }
 
+/* ---- the stored account: queue, or --now ----------------------------------------------- */
+
+/* What the stored-account ways keep while the message is made. */
+struct stored {
+    struct account_settings acct; /* without the password unless --now */
+    bool loaded;                  /* acct was read (this user may use the database) */
+    const char *from_name;        /* the account's sender name when From is its sender */
+};
+
+/* Prints one problem the send_problems way and returns code. */
+static int
+stored_problem(const struct send_opts *o, const char *field, const char *text, int code)
+{
+    struct send_problems one;
+
+    memset(&one, 0, sizeof(one));
+    problem_add(&one, field, text);
+    print_problems(o, &one);
+    return code;
+}
+
+static int
+stored_failure(const struct send_opts *o, const struct mo_error *err)
+{
+    if (o->json) {
+        cli_json_print(json_pack("{s:b, s:b, s:o}", "ok", 0, "queued", 0, "error",
+                                 cli_error_json(err)));
+    } else {
+        fprintf(stderr, "mailout send: %s\n", err->text);
+        if (err->field != NULL)
+            fprintf(stderr, "  setting at fault: %s\n", err->field);
+    }
+    return send_exit_code(err);
+}
+
+/*
+ * Reads the account (with its password for --now) when this user may use
+ * the database, and points o's sender and, for --now, o->smtp at it.
+ * Returns -1 to go on, else the exit status (problems printed).
+ */
+static int
+stored_load(struct send_opts *o, const struct send_mode *mode, struct stored *sa)
+{
+    const char *home = cli_home();
+    const char *name = mode->account != NULL ? mode->account : "default";
+    struct account_store *st = NULL;
+    struct mo_error err;
+    char msg[2 * MO_ERROR_TEXT_MAX];
+    int code = -1;
+
+    if (sendmail_nothing_set_up(home)) {
+        snprintf(msg, sizeof(msg),
+                 "there is no account in %.300s yet: set one up with `mailout account set` (or "
+                 "give --host and the rest to send without one)",
+                 home);
+        return stored_problem(o, "account", msg, CLI_EXIT_USAGE);
+    }
+    if (!sendmail_can_use_database(home)) {
+        if (mode->now)
+            return stored_problem(o, "account",
+                                  "--now needs the account's settings and password, which only "
+                                  "the data folder's owner may read: run it as that user, or "
+                                  "leave out --now to queue the message",
+                                  CLI_EXIT_FAILED);
+        if (o->from == NULL)
+            return stored_problem(o, "sender",
+                                  "--from is required here: this user may not read the account, "
+                                  "so the message goes through the spool and needs its sender",
+                                  CLI_EXIT_USAGE);
+        return -1; /* the spool */
+    }
+    if (account_store_open(home, &st, &err) != 0) {
+        if (!mode->now && o->from != NULL)
+            return -1; /* e.g. the key is not readable for this user: the spool will do */
+        return stored_failure(o, &err);
+    }
+    if (account_store_get(st, name, mode->now, &sa->acct, &err) != 0) {
+        if (err.category == MO_ERR_CONFIG) {
+            snprintf(msg, sizeof(msg),
+                     "there is no account \"%.200s\" in %.200s: set it up with `mailout account "
+                     "set` (or give --host and the rest to send without one)",
+                     name, home);
+            code = stored_problem(o, "account", msg, CLI_EXIT_USAGE);
+        } else {
+            code = stored_failure(o, &err);
+        }
+        goto out;
+    }
+    sa->loaded = true;
+    if (o->from == NULL) {
+        o->from = sa->acct.sender != NULL ? sa->acct.sender : sa->acct.email;
+        sa->from_name = sa->acct.sender_name;
+    }
+    if (mode->now) {
+        struct account_settings *s = &sa->acct;
+
+        if (s->host == NULL || s->port == 0) {
+            code = stored_problem(o, "host", "the account has no server: set it again", 2);
+            goto out;
+        }
+        o->smtp.host = s->host;
+        o->smtp.port = s->port;
+        o->smtp.security = s->security;
+        o->smtp.username = s->username != NULL && s->username[0] ? s->username : NULL;
+        o->smtp.secret = o->smtp.username != NULL ? s->password : NULL;
+        o->smtp.auth = s->auth;
+        o->smtp.ca_file = s->ca_file;
+        if (s->timeout_s > 0)
+            smtp_timeouts_cap(&o->smtp.timeouts, s->timeout_s * 1000);
+        if (o->smtp.username != NULL && o->smtp.secret == NULL) {
+            code = stored_problem(o, "password", "no password is saved for this account",
+                                  CLI_EXIT_USAGE);
+            goto out;
+        }
+    }
+out:
+    account_store_close(st);
+    return code;
+}
+
+/* Queues the composed message: queue_add, or the spool. Returns the exit status. */
+static int
+stored_queue(const struct send_opts *o, const struct send_mode *mode, const struct stored *sa,
+             struct compose_state *cs)
+{
+    const char *home = cli_home();
+    struct queue *q = NULL;
+    struct queue_new_message m;
+    struct mo_buf header_from;
+    struct mo_error err;
+    char spool_name[128] = "";
+    int64_t id = 0;
+    int code;
+
+    mo_buf_init(&header_from, 4096);
+    memset(&m, 0, sizeof(m));
+    m.account = sa->loaded ? sa->acct.name : (mode->account != NULL ? mode->account : "default");
+    m.from = cs->from_env;
+    m.rcpts = cs->rcpts;
+    m.n_rcpts = o->n_to + o->n_cc + o->n_bcc;
+    m.data = cs->message.data;
+    m.len = cs->message.len;
+    m.message_id = cs->message_id;
+    m.subject = o->subject;
+    m.header_from = mime_address_format(&cs->from, &header_from, NULL) == 0
+                        ? mo_buf_cstr(&header_from)
+                        : NULL;
+    m.source = "cli";
+    m.needs_smtputf8 = needs_smtputf8(cs, o);
+    if (sa->loaded) {
+        if (queue_open(home, NULL, &q, &err) != 0 || queue_add(q, &m, &id, &err) != 0) {
+            code = stored_failure(o, &err);
+            goto out;
+        }
+    } else if (queue_spool_write(home, &m, spool_name, sizeof(spool_name), &err) != 0) {
+        code = stored_failure(o, &err);
+        goto out;
+    }
+    if (o->json)
+        cli_json_print(json_pack("{s:b, s:b, s:o, s:s?, s:s, s:s}", "ok", 1, "queued", 1, "id",
+                                 id > 0 ? json_integer(id) : json_null(), "spool",
+                                 spool_name[0] ? spool_name : NULL, "account", m.account,
+                                 "message_id", cs->message_id));
+    else if (id > 0)
+        printf("queued as #%lld <%s> (account \"%s\")\n", (long long)id, cs->message_id,
+               m.account);
+    else
+        printf("queued in the spool as %s <%s> (the service moves it into the queue)\n",
+               spool_name, cs->message_id);
+    code = CLI_EXIT_OK;
+out:
+    queue_close(q);
+    mo_buf_free(&header_from);
+    return code;
+}
+
 int
 cli_send_main(int argc, char **argv)
 {
@@ -554,6 +820,8 @@ cli_send_main(int argc, char **argv)
     struct smtp_session *s = NULL;
     struct smtp_send_result res;
     struct smtp_envelope env;
+    struct send_mode mode;
+    struct stored sa;
     struct mo_error err;
     const char *password_file = NULL;
     bool password_stdin = false;
@@ -562,6 +830,8 @@ cli_send_main(int argc, char **argv)
     int code = CLI_EXIT_USAGE;
 
     memset(&res, 0, sizeof(res));
+    memset(&mode, 0, sizeof(mode));
+    memset(&sa, 0, sizeof(sa));
     mo_error_clear(&err);
     o = calloc(1, sizeof(*o));
     p = calloc(1, sizeof(*p));
@@ -577,11 +847,12 @@ cli_send_main(int argc, char **argv)
         mo_buf_init(&cs->files[i], SEND_MAX_MESSAGE);
     mo_buf_init(&cs->message, SEND_MAX_MESSAGE * 2);
 
-    if (parse_options(argc, argv, o, p, &password_file, &password_stdin, &help_only) != 0) {
+    if (parse_options(argc, argv, o, p, &password_file, &password_stdin, &help_only, &mode) !=
+        0) {
         code = help_only ? CLI_EXIT_OK : CLI_EXIT_USAGE;
         goto out;
     }
-    validate(o, password_file, password_stdin, p);
+    validate(o, password_file, password_stdin, &mode, p);
     if (p->n == 0 && o->smtp.username != NULL) {
         if (password_stdin) {
             secret = io_read_secret_fd(STDIN_FILENO, &err);
@@ -607,7 +878,9 @@ cli_send_main(int argc, char **argv)
         code = send_raw_run(o);
         goto out;
     }
-    if (compose(o, cs, p, &err) != 0) {
+    if (!mode.host_given && (code = stored_load(o, &mode, &sa)) >= 0)
+        goto out;
+    if (compose(o, sa.from_name, cs, p, &err) != 0) {
         if (p->n > 0) {
             print_problems(o, p);
             code = CLI_EXIT_USAGE;
@@ -618,6 +891,10 @@ cli_send_main(int argc, char **argv)
     }
     if (mime_address_envelope(&cs->from, cs->from_env, sizeof(cs->from_env), &err) != 0) {
         code = report(o, cs, NULL, &res, &err, false);
+        goto out;
+    }
+    if (!mode.host_given && !mode.now) {
+        code = stored_queue(o, &mode, &sa, cs);
         goto out;
     }
     env.from = cs->from_env;
@@ -646,6 +923,7 @@ out:
     smtp_session_free(s);
     if (cs != NULL && o != NULL)
         compose_state_free(cs, o);
+    account_settings_clear(&sa.acct); /* wipes the password of --now */
     mo_free_secret(secret);
     free(cs);
     free(p);

@@ -140,4 +140,130 @@ int mime_compose(const struct mime_message *msg, struct mo_buf *out, char *messa
  */
 int mime_message_id_new(const char *domain, char *out, size_t out_size, struct mo_error *err);
 
+/* ---- existing messages: the header block and submission (sendmail mode) --
+ * A message handed over whole (PHP's mail(), cron, `mailout sendmail`) is read
+ * the way MTAs read it, RFC 5322 2.2 and 3.6 with the usual tolerance:
+ * CRLF, LF-only (PHP) or stray CR line ends (CR CR LF counts as one);
+ * folded fields (unfolding removes the line breaks, RFC 5322 2.2.3); white
+ * space before the colon (obs-optional, 4.5); 8-bit bytes in values, kept as
+ * they are; a leading mbox "From " line, dropped; and a header block without
+ * its blank line: the first line that is neither a field nor a continuation
+ * starts the body. Implemented in headers.c.
+ */
+
+#define MIME_HEADERS_MAX_FIELDS 1000 /* more is refused (CONFIG, field "message") */
+
+/* One field of a parsed header block. */
+struct mime_header_field {
+    char *name;    /* as written (case kept), NUL-terminated; owned */
+    char *value;   /* unfolded: line breaks removed, surrounding white space trimmed;
+                      may hold 8-bit bytes; NUL-terminated; owned */
+    size_t offset; /* where the field starts in the parsed text */
+    size_t raw_len; /* bytes of the field as written: folds and its line end included */
+};
+
+/* A parsed header block. Clear with mime_headers_clear. */
+struct mime_headers {
+    struct mime_header_field *fields; /* n fields in message order; owned */
+    size_t n;
+    size_t header_offset;  /* where the first field starts (after an mbox "From " line) */
+    size_t body_offset;    /* where the body starts (after the blank line, if any) */
+    bool has_blank_line;   /* the block ended with an empty line */
+    bool has_mbox_from;    /* a leading "From " line was skipped */
+};
+
+/*
+ * Parses the header block of msg[0..len) (no NUL needed at the end; a NUL
+ * byte inside the header block is refused). Never fails on odd syntax: what
+ * is not a field starts the body. On success *out owns its fields.
+ * Errors: CONFIG (field "message") for a NUL byte in the header block or
+ * more than MIME_HEADERS_MAX_FIELDS fields; INTERNAL (out of memory).
+ */
+int mime_headers_parse(const char *msg, size_t len, struct mime_headers *out,
+                       struct mo_error *err);
+/* Frees the fields and zeroes h. NULL is a no-op. */
+void mime_headers_clear(struct mime_headers *h);
+
+/* The first field called name (ASCII case-insensitive), or NULL. Borrowed from h. */
+const struct mime_header_field *mime_headers_find(const struct mime_headers *h, const char *name);
+
+/*
+ * Collects the addresses of every field named in names (every occurrence,
+ * e.g. {"To", "Cc", "Bcc"}) with mime_address_list_parse: groups are
+ * flattened, empty groups ("undisclosed-recipients:;") give nothing.
+ * With local_out, an element that is a bare local name ("root", as cron
+ * writes it) is returned there (malloc'd strings; free each and the array)
+ * instead of being an error; local_out NULL makes it an error.
+ * *out: malloc'd, free with mime_address_list_free. Errors: CONFIG with
+ * field (e.g. "to") naming the header and the address at fault; INTERNAL.
+ */
+int mime_headers_addresses(const struct mime_headers *h, const char *const *names,
+                           size_t n_names, const char *field, struct mime_address **out,
+                           size_t *n_out, char ***local_out, size_t *n_local_out,
+                           struct mo_error *err);
+
+/*
+ * Decodes an unstructured header value (a Subject) for display and logs:
+ * RFC 2047 encoded words in B (OpenSSL's base64) or Q, any charset iconv
+ * knows, white space between adjacent encoded words dropped, and appends
+ * it to out as UTF-8. Never fails on bad input: a word that does not decode
+ * stays as written, invalid UTF-8 becomes U+FFFD, control characters
+ * become spaces (so the result is one line). Errors: INTERNAL (out's limit,
+ * out of memory).
+ */
+int mime_decode_words(const char *value, struct mo_buf *out, struct mo_error *err);
+
+/* What mime_message_prepare adds or changes. Everything is borrowed. */
+struct mime_prepare_options {
+    /* The sender written as From when the message has none, or when its From
+     * has no usable address (no @domain: "root (Cron Daemon)"; its display
+     * name is kept). NULL: such a message keeps its From as it is, or none. */
+    const struct mime_address *from;
+    /* The display name for an added From (sendmail -F); NULL: from's own.
+     * UTF-8; a CR or LF is refused (CONFIG, field "from_name"). */
+    const char *from_name;
+    /* With from NULL: a missing From becomes "from_name <local_user>" (a local
+     * user such as "www-data"), which a later prepare with from completes
+     * (sendmail mode's spool). NULL: no From is added. [A-Za-z0-9._+-] only. */
+    const char *local_user;
+    bool add_date;          /* add Date when missing (date, or now when 0) */
+    int64_t date;
+    bool add_message_id;    /* add Message-ID when missing */
+    const char *message_id; /* the id to add, without brackets; NULL: a new random one
+                               in the domain of the From (or of from) */
+    bool remove_bcc;        /* drop Bcc and Resent-Bcc fields (RFC 5322 3.6.3) */
+    bool encode_8bit;       /* a Subject, or From/To/Cc/Reply-To/Sender, with raw UTF-8
+                               is rewritten with RFC 2047 encoded words */
+};
+
+/* What came out of mime_message_prepare. Clear with mime_prepared_clear. */
+struct mime_prepared {
+    char message_id[256]; /* the message's Message-ID without brackets, or "" */
+    char *subject;        /* the Subject decoded (mime_decode_words), or NULL; owned */
+    char *header_from;    /* the From field's value as written, or NULL; owned */
+    bool added_from;
+    bool replaced_from;   /* a From without a usable address was completed */
+    bool added_date;
+    bool added_message_id;
+    size_t removed_bcc;   /* Bcc fields dropped */
+};
+
+void mime_prepared_clear(struct mime_prepared *p);
+
+/*
+ * Prepares an existing message for submission: parses msg[0..len) as
+ * mime_headers_parse does, applies opt (Bcc removed; Date, Message-ID and
+ * From added when missing; 8-bit headers encoded), writes the fields in
+ * their order (added ones at the end of the block), the blank line and the
+ * body, with every line end CRLF, to out (which the caller initialised; its
+ * max_bytes bounds the result). A prepared message prepared again with the
+ * same options comes out unchanged. info (may be NULL) says what was done.
+ * Errors: CONFIG with field "message" (a NUL byte, too many fields),
+ * "from_name" (a line break in it), "from" (an unusable sender), "message_id"
+ * (a given id that is not left@right); INTERNAL (out's limit, memory).
+ * On error out keeps its previous content.
+ */
+int mime_message_prepare(const char *msg, size_t len, const struct mime_prepare_options *opt,
+                         struct mo_buf *out, struct mime_prepared *info, struct mo_error *err);
+
 #endif

@@ -35,7 +35,7 @@
 #include "common/common.h"
 
 enum queue_state {
-    QUEUE_QUEUED = 0, /* waiting for its first attempt */
+    QUEUE_QUEUED = 0, /* due now: new, or put back by hand (queue_retry) */
     QUEUE_SENDING,    /* claimed by a worker under a lease */
     QUEUE_SENT,       /* every recipient accepted or failed for good, at least one accepted */
     QUEUE_DEFERRED,   /* waiting for its next attempt (next_attempt_at) */
@@ -58,7 +58,11 @@ struct queue_options {
 
 /*
  * Opens (creating when needed) home/mailout.db. opt may be NULL (defaults).
- * Errors: STORAGE (field "home").
+ * Each process and each thread opens its own queue (its own SQLite
+ * connection; writers take turns through BEGIN IMMEDIATE and a 10 s busy
+ * timeout). Calls on one struct queue are serialized by a mutex, so sharing
+ * one between threads is safe, only slower. Never use one across fork().
+ * Errors: STORAGE (field "home"), e.g. a read-only folder.
  */
 int queue_open(const char *home, const struct queue_options *opt, struct queue **out,
                struct mo_error *err);
@@ -66,7 +70,7 @@ void queue_close(struct queue *q);
 
 /* A message handed in by an entry point. Everything is borrowed. */
 struct queue_new_message {
-    const char *account;      /* account name; NULL: the default account */
+    const char *account;      /* account name; NULL, "" or "default": the default account */
     const char *from;         /* envelope sender (addr-spec, "" for the null sender) */
     const char *const *rcpts; /* envelope recipients (addr-specs) */
     size_t n_rcpts;
@@ -81,14 +85,20 @@ struct queue_new_message {
 
 /*
  * Queues one message durably; *id_out (may be NULL) gets its id.
- * Errors: CONFIG (no recipient, too large), STORAGE (disk full, read-only).
+ * Errors: CONFIG with field "recipient" (none, empty, or holding a line
+ * break or control character), "sender" (NULL, or a control character) or
+ * "size" (empty, or over max_message_bytes); STORAGE (disk full, read-only,
+ * I/O error, busy for 10 s) with a plain text such as "the disk is full: the
+ * message was NOT queued"; temporary is set for a full disk and a busy
+ * database.
  */
 int queue_add(struct queue *q, const struct queue_new_message *m, int64_t *id_out,
               struct mo_error *err);
 
 /*
  * Queues n messages in one transaction: all or none. ids receives n ids.
- * Errors as queue_add; on error nothing of the batch is queued.
+ * Errors as queue_add (a CONFIG text starts "message 3 of 100: "); on error
+ * nothing of the batch is queued and ids are zeroed.
  */
 int queue_add_batch(struct queue *q, const struct queue_new_message *const *ms, size_t n,
                     int64_t *ids, struct mo_error *err);
@@ -100,7 +110,7 @@ struct queue_job {
     char *from;
     char **rcpts;      /* the recipients still to deliver */
     size_t n_rcpts;
-    char *data;
+    char *data;        /* NUL-terminated after len */
     size_t len;
     int attempts;      /* attempts made before this one */
     int64_t created_at;
@@ -111,15 +121,27 @@ struct queue_job {
 void queue_job_free(struct queue_job *job);
 
 /*
- * Claims up to max due messages of account (NULL: any account) for owner
- * (a worker's name) under a lease of lease_s seconds, oldest first. *jobs is
- * a malloc'd array of *n jobs (free each, then the array). One transaction.
+ * Claims up to max due messages of account for owner (a worker's name) under
+ * a lease of lease_s seconds (<= 0: 300), oldest first. *jobs is a malloc'd
+ * array of *n jobs (free each, then the array; NULL when *n is 0). One
+ * transaction.
+ * account: NULL claims for any account; "" claims for the default account
+ * only (the NULL entries of queue_due_accounts and of job->account); a name
+ * claims for that account.
+ * Due: queued; deferred with next_attempt_at <= now; uncertain whose grace
+ * period (grace_s after it became uncertain) is over. "Oldest first" is the
+ * message due longest (queued: since added; deferred: since its next attempt
+ * time; uncertain: since its grace ended), ties by id.
  * Errors: STORAGE.
  */
 int queue_claim(struct queue *q, const char *account, const char *owner, int lease_s, size_t max,
                 struct queue_job **jobs, size_t *n, struct mo_error *err);
 
-/* The accounts that have due messages now (malloc'd strings, NULL for the default). */
+/*
+ * The accounts that have due messages now: *accounts is a malloc'd array
+ * (NULL when *n is 0) of malloc'd names, the default account first as a
+ * NULL entry, then by name; free each, then the array. Errors: STORAGE.
+ */
 int queue_due_accounts(struct queue *q, char ***accounts, size_t *n, struct mo_error *err);
 
 enum queue_rcpt_result {
@@ -154,24 +176,40 @@ struct queue_outcome {
 /*
  * Records outcomes of claimed messages in one transaction and moves each to
  * its next state: sent when no recipient is left to try and one was
- * delivered; failed when every recipient failed, or when a deferral would
- * pass max_age; uncertain when o->uncertain; deferred otherwise with the next
- * attempt after queue_next_delay_s(). Each attempt is logged with its
- * transcript. Errors: STORAGE.
+ * delivered; failed when every recipient failed, or when the next try (a
+ * deferral or an uncertain resend) would pass max_age (last reply "gave up
+ * after 5 days: <reply>"); uncertain when
+ * o->uncertain; deferred otherwise with the next attempt after
+ * queue_next_delay_s() (or defer_until, if later). attempts grows by one and
+ * the lease is cleared. Each attempt is logged with its transcript.
+ * After a broken line (uncertain) only refused recipients become failed; the
+ * others stay pending. An outcome for a message that is gone, sent or failed
+ * is skipped (and logged). Errors: STORAGE (then nothing of the batch is
+ * recorded).
  */
 int queue_finish(struct queue *q, const struct queue_outcome *outcomes, size_t n,
                  struct mo_error *err);
 
-/* Hands claimed messages back untouched (shutdown before sending). */
+/*
+ * Hands claimed messages back untouched (shutdown before sending): each
+ * returns to the due state it was claimed from, without counting an attempt.
+ * Ids not in "sending" are skipped. Errors: STORAGE.
+ */
 int queue_release(struct queue *q, const int64_t *ids, size_t n, struct mo_error *err);
 
 /*
  * After a crash: claims whose lease expired become "uncertain" (they were in
- * flight). Returns how many through *n (may be NULL).
+ * flight), counted as an attempt and logged as "the service stopped while
+ * this message was being sent; it may have arrived"; they are due again after
+ * grace_s. Returns how many through *n (may be NULL). Errors: STORAGE.
  */
 int queue_recover(struct queue *q, size_t *n, struct mo_error *err);
 
-/* Seconds to wait before attempt number attempts+1: ~60 s doubling to ~1 h, +-20 % jitter. */
+/*
+ * Seconds to wait after a failed attempt, given the attempts made before it:
+ * 60 s * 2^attempts, capped at 3600 s, then +-20 % jitter (so 48..72 s after
+ * the first failure, 2880..4320 s from the seventh on).
+ */
 int64_t queue_next_delay_s(int attempts);
 
 /* ---- reading and admin actions (CLI, API, panel) -------------------------- */
@@ -215,37 +253,60 @@ struct queue_message_info {
 
 void queue_message_info_clear(struct queue_message_info *m);
 
-/* One message; with_details adds the attempt log. Errors: CONFIG (field "id") when unknown. */
+/*
+ * One message with its recipients; with_details adds the attempt log. Clear
+ * *out with queue_message_info_clear. Errors: CONFIG (field "id") when
+ * unknown, STORAGE.
+ */
 int queue_get(struct queue *q, int64_t id, bool with_details, struct queue_message_info *out,
               struct mo_error *err);
-/* The raw message (caller frees *data). Errors: CONFIG when unknown. */
+/* The raw message (caller frees *data; NUL-terminated after len). Errors: CONFIG when unknown. */
 int queue_get_data(struct queue *q, int64_t id, char **data, size_t *len, struct mo_error *err);
 
 struct queue_filter {
     int state;           /* enum queue_state, or -1 for any */
-    const char *search;  /* substring of from, recipients, subject or Message-ID; NULL: any */
+    const char *search;  /* substring of from, header From, recipients, subject or
+                            Message-ID; case-insensitive for ASCII letters; % and _
+                            match themselves; NULL or "": any */
     int64_t before_id;   /* page: ids below this; 0: from the newest */
     size_t limit;        /* 0: 50 */
 };
 
-/* Newest first. *out is malloc'd (clear each, free the array). */
+/*
+ * Newest first, each with its recipients (no attempt log). *out is malloc'd
+ * (clear each, free the array; NULL when *n is 0). Errors: CONFIG (field
+ * "state") for a state out of range, STORAGE.
+ */
 int queue_list(struct queue *q, const struct queue_filter *f, struct queue_message_info **out,
                size_t *n, struct mo_error *err);
 
 struct queue_counts {
     size_t by_state[QUEUE_STATE_COUNT];
-    size_t sent_today;
+    size_t sent_today; /* became sent since local midnight (the machine's time zone) */
 };
 int queue_count(struct queue *q, struct queue_counts *out, struct mo_error *err);
 
-/* Makes a deferred, failed or uncertain message due now. Errors: CONFIG when unknown or sent. */
+/*
+ * Makes a deferred, failed or uncertain message queued and due now (a failed
+ * message's failed recipients become pending again; a queued one stays as it
+ * is). Errors: CONFIG with field "id" when unknown; CONFIG with field NULL
+ * when it is sent or being sent; STORAGE.
+ */
 int queue_retry(struct queue *q, int64_t id, struct mo_error *err);
-/* Makes every deferred message due now; *n how many. */
+/* Makes every deferred message queued and due now; *n (may be NULL) how many. */
 int queue_retry_all_deferred(struct queue *q, size_t *n, struct mo_error *err);
-/* Removes a message that is not being sent. Errors: CONFIG. */
+/*
+ * Removes a message that is not being sent, with its recipients, body and
+ * attempt log. Errors: CONFIG with field "id" when unknown; CONFIG with field
+ * NULL while it is being sent; STORAGE.
+ */
 int queue_drop(struct queue *q, int64_t id, struct mo_error *err);
 
-/* The earliest next_attempt_at among waiting messages (0 when none), for the worker's sleep. */
+/*
+ * The earliest time a waiting message is due (0 when none), for the worker's
+ * sleep: may be in the past (due now). On a database error it returns now
+ * (and logs), so the worker looks and its claim reports the trouble.
+ */
 int64_t queue_next_due(struct queue *q);
 
 /* ---- the spool: queueing without access to the database --------------------

@@ -1,0 +1,1291 @@
+/*
+ * http.c - the HTTP server behind `mailout serve --http`: libmicrohttpd,
+ * routing, API keys, request bodies, and the write path that makes "202"
+ * mean "committed".
+ *
+ * Threads: libmicrohttpd runs one thread per connection
+ * (MHD_USE_THREAD_PER_CONNECTION, at most opt->max_connections), so a
+ * handler may block. A POST handler validates and composes its message in
+ * its own thread (api.c), hands it to the committer and waits on its own
+ * condition variable. The committer thread takes everything that arrived
+ * while its previous commit ran (up to COMMIT_BATCH_MAX messages or
+ * COMMIT_BATCH_BYTES) and commits it with one queue_add_batch(): one
+ * transaction, one fsync, for the whole group. Then it wakes each waiter
+ * with its id or the error. With 8 clients the batches hold up to 8
+ * messages; the more clients wait, the larger the batch and the cheaper each
+ * message. A batch refused for one message's sake (CONFIG, e.g. too large)
+ * is retried message by message so the others still go in.
+ * GET reads through a second queue handle (one reader at a time). API keys
+ * are checked against the in-memory keyring (apikey.c); accounts' senders
+ * are cached for ACCOUNT_TTL_MS.
+ *
+ * Request bodies arrive through the upload callback into a buffer capped at
+ * max_body_bytes: a Content-Length above it is refused (413) before the body
+ * is read; a chunked body that passes it is drained and then refused. Each
+ * request owns an arena (admin_arena) freed in one call when it completes.
+ * Every response: JSON, X-Content-Type-Options: nosniff, Cache-Control:
+ * no-store; never a cookie.
+ * Leaves out: TLS (listen on loopback or behind a proxy), the panel,
+ * HTTP/2, rate limits.
+ * RFCs: 9110 (HTTP semantics), 6750 (bearer tokens), 8259 (JSON).
+ */
+#include "admin/admin_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "account/account.h"
+
+#define DEFAULT_MAX_BODY_BYTES (25u * 1024 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 256
+#define CONNECTION_TIMEOUT_S 60
+#define LISTEN_BACKLOG 512
+#define COMMIT_BATCH_MAX 1024
+#define COMMIT_BATCH_BYTES (64u * 1024 * 1024)
+#define ACCOUNT_TTL_MS 2000
+#define ACCOUNT_CACHE_MAX 32
+#define DISK_FULL_BYTES (1024 * 1024)
+#define KEY_TEXT_MAX 128
+#define ARENA_CHUNK_BYTES 16384
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define API_PREFIX "/api/v1/messages"
+
+/* ---- the per-request arena ------------------------------------------------------ */
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size;
+    size_t used;
+    max_align_t data[]; /* aligned for any type */
+};
+
+struct arena_cleanup {
+    struct arena_cleanup *next;
+    void (*fn)(void *);
+    void *p;
+};
+
+struct admin_arena {
+    struct arena_chunk *chunks; /* the first one is being filled */
+    struct arena_cleanup *cleanups;
+    size_t used;
+};
+
+struct admin_arena *
+admin_arena_new(void)
+{
+    return calloc(1, sizeof(struct admin_arena));
+}
+
+void
+admin_arena_free(struct admin_arena *a)
+{
+    if (a == NULL)
+        return;
+    /* cleanups live in the chunks: run them all before freeing any chunk */
+    for (struct arena_cleanup *c = a->cleanups; c != NULL; c = c->next)
+        c->fn(c->p);
+    while (a->chunks != NULL) {
+        struct arena_chunk *next = a->chunks->next;
+
+        free(a->chunks);
+        a->chunks = next;
+    }
+    free(a);
+}
+
+void *
+admin_arena_alloc(struct admin_arena *a, size_t size)
+{
+    const size_t align = alignof(max_align_t);
+    struct arena_chunk *c = a->chunks;
+    size_t rounded;
+    void *p;
+
+    if (size == 0)
+        size = 1;
+    if (size > SIZE_MAX - align - sizeof(struct arena_chunk))
+        return NULL;
+    rounded = (size + align - 1) / align * align;
+    if (c == NULL || c->size - c->used < rounded) {
+        size_t chunk_size = rounded > ARENA_CHUNK_BYTES / 4 ? rounded : ARENA_CHUNK_BYTES;
+        struct arena_chunk *fresh = malloc(sizeof(*fresh) + chunk_size);
+
+        if (fresh == NULL)
+            return NULL;
+        fresh->size = chunk_size;
+        fresh->used = 0;
+        /* a big block gets its own chunk behind the current one, which keeps its room */
+        if (c != NULL && chunk_size != ARENA_CHUNK_BYTES) {
+            fresh->next = c->next;
+            c->next = fresh;
+        } else {
+            fresh->next = c;
+            a->chunks = fresh;
+        }
+        c = fresh;
+    }
+    p = (char *)c->data + c->used;
+    c->used += rounded;
+    a->used += rounded;
+    memset(p, 0, size);
+    return p;
+}
+
+void *
+admin_arena_calloc(struct admin_arena *a, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    return admin_arena_alloc(a, n * size);
+}
+
+char *
+admin_arena_strndup(struct admin_arena *a, const char *s, size_t len)
+{
+    char *p = len < SIZE_MAX ? admin_arena_alloc(a, len + 1) : NULL;
+
+    if (p != NULL && len > 0)
+        memcpy(p, s, len);
+    return p;
+}
+
+char *
+admin_arena_printf(struct admin_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (p = admin_arena_alloc(a, (size_t)n + 1)) == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+int
+admin_arena_defer(struct admin_arena *a, void (*fn)(void *), void *p)
+{
+    struct arena_cleanup *c = admin_arena_alloc(a, sizeof(*c));
+
+    if (c == NULL) {
+        fn(p);
+        return -1;
+    }
+    c->fn = fn;
+    c->p = p;
+    c->next = a->cleanups;
+    a->cleanups = c;
+    return 0;
+}
+
+size_t
+admin_arena_used(const struct admin_arena *a)
+{
+    return a->used;
+}
+
+/* ---- the listening address ------------------------------------------------------- */
+
+int
+admin_listen_parse(const char *text, struct sockaddr_storage *out, socklen_t *out_len,
+                   struct mo_error *err)
+{
+    char host[64];
+    const char *port_text;
+    const char *t = text != NULL && text[0] != '\0' ? text : ADMIN_DEFAULT_LISTEN;
+    long port;
+    size_t host_len;
+    bool v6 = t[0] == '[';
+
+    memset(out, 0, sizeof(*out));
+    if (v6) {
+        const char *close = strchr(t, ']');
+
+        if (close == NULL || close[1] != ':')
+            goto bad;
+        host_len = (size_t)(close - t - 1);
+        port_text = close + 2;
+        if (host_len == 0 || host_len >= sizeof(host))
+            goto bad;
+        memcpy(host, t + 1, host_len);
+    } else {
+        const char *colon = strrchr(t, ':');
+
+        if (colon == NULL)
+            goto bad;
+        host_len = (size_t)(colon - t);
+        port_text = colon + 1;
+        if (memchr(t, ':', host_len) != NULL) {
+            mo_error_set(err, MO_ERR_CONFIG, "http",
+                         "\"%.100s\": write an IPv6 address in brackets, such as [::1]:8025", t);
+            return -1;
+        }
+        if (host_len == 0 || host_len >= sizeof(host))
+            goto bad;
+        memcpy(host, t, host_len);
+    }
+    host[host_len] = '\0';
+    if (mo_parse_long(port_text, 0, 65535, &port) != 0) {
+        mo_error_set(err, MO_ERR_CONFIG, "http",
+                     "\"%.100s\": the port must be a number from 0 to 65535", t);
+        return -1;
+    }
+    if (v6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)out;
+
+        if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+            goto bad;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons((uint16_t)port);
+        *out_len = sizeof(*sa);
+    } else {
+        struct sockaddr_in *sa = (struct sockaddr_in *)out;
+
+        if (strcmp(host, "localhost") == 0)
+            snprintf(host, sizeof(host), "127.0.0.1");
+        if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+            goto bad;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)port);
+        *out_len = sizeof(*sa);
+    }
+    return 0;
+bad:
+    mo_error_set(err, MO_ERR_CONFIG, "http",
+                 "\"%.100s\" is not an address to listen on: write IP:PORT, such as "
+                 "127.0.0.1:8025, or [IPv6]:PORT, such as [::1]:8025",
+                 t);
+    return -1;
+}
+
+/* ---- the committer -------------------------------------------------------------------- */
+
+struct commit_item {
+    const struct queue_new_message *m;
+    int64_t id;
+    int rc;
+    struct mo_error err;
+    bool done;
+    pthread_cond_t cond;
+    struct commit_item *next;
+};
+
+struct committer {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct commit_item *head;
+    struct commit_item *tail;
+    bool stop;
+    bool started;
+    pthread_t thread;
+    struct queue *q;
+    /* statistics, under lock */
+    uint64_t n_commits;
+    uint64_t n_messages; /* committed */
+    size_t largest_batch;
+    int64_t commit_us; /* time spent in commits */
+};
+
+/* Commits items[0..n) as one batch; falls back to one by one when one message spoils it. */
+static void
+committer_commit(struct committer *c, struct commit_item **items, size_t n)
+{
+    const struct queue_new_message *ms[COMMIT_BATCH_MAX];
+    int64_t ids[COMMIT_BATCH_MAX];
+    struct mo_error err;
+
+    for (size_t i = 0; i < n; i++)
+        ms[i] = items[i]->m;
+    if (queue_add_batch(c->q, ms, n, ids, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            items[i]->rc = 0;
+            items[i]->id = ids[i];
+        }
+        return;
+    }
+    if (n == 1 || err.category == MO_ERR_STORAGE) {
+        for (size_t i = 0; i < n; i++) {
+            items[i]->rc = -1;
+            items[i]->err = err;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i]->rc = queue_add(c->q, items[i]->m, &items[i]->id, &items[i]->err);
+}
+
+static void *
+committer_main(void *arg)
+{
+    struct committer *c = arg;
+    struct commit_item *batch[COMMIT_BATCH_MAX];
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        size_t n = 0;
+        size_t bytes = 0;
+        int64_t t0;
+
+        while (c->head == NULL && !c->stop)
+            pthread_cond_wait(&c->wake, &c->lock);
+        if (c->head == NULL)
+            break;
+        /* everything that arrived while the previous commit ran, within bounds */
+        while (c->head != NULL && n < COMMIT_BATCH_MAX &&
+               (n == 0 || bytes + c->head->m->len <= COMMIT_BATCH_BYTES)) {
+            batch[n++] = c->head;
+            bytes += c->head->m->len;
+            c->head = c->head->next;
+        }
+        if (c->head == NULL)
+            c->tail = NULL;
+        pthread_mutex_unlock(&c->lock);
+
+        t0 = mo_now_us();
+        committer_commit(c, batch, n);
+        t0 = mo_now_us() - t0;
+
+        pthread_mutex_lock(&c->lock);
+        c->commit_us += t0;
+        c->n_commits++;
+        for (size_t i = 0; i < n; i++)
+            c->n_messages += batch[i]->rc == 0 ? 1 : 0;
+        if (n > c->largest_batch)
+            c->largest_batch = n;
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->done = true;
+            pthread_cond_signal(&batch[i]->cond);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static int
+committer_start(struct committer *c, const char *home, struct mo_error *err)
+{
+    if (queue_open(home, NULL, &c->q, err) != 0)
+        return -1;
+    if (pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, NULL) != 0) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make the committer's locks");
+        return -1;
+    }
+    if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot start the committer thread");
+        return -1;
+    }
+    c->started = true;
+    return 0;
+}
+
+/* Waits for everything queued, then stops the thread and closes the queue. */
+static void
+committer_stop(struct committer *c)
+{
+    if (c->started) {
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+        mo_log(MO_LOG_INFO,
+               "http: %llu messages queued in %llu commits (largest batch %zu, %.2f ms a "
+               "commit)",
+               (unsigned long long)c->n_messages, (unsigned long long)c->n_commits,
+               c->largest_batch,
+               c->n_commits > 0 ? (double)c->commit_us / 1000.0 / (double)c->n_commits : 0.0);
+        pthread_cond_destroy(&c->wake);
+        pthread_mutex_destroy(&c->lock);
+    }
+    if (c->q != NULL)
+        queue_close(c->q);
+    c->q = NULL;
+}
+
+/* Queues m with the next group commit and waits for it. 0 ok (*id set); -1 with err. */
+static int
+committer_submit(struct committer *c, const struct queue_new_message *m, int64_t *id,
+                 struct mo_error *err)
+{
+    struct commit_item item;
+
+    memset(&item, 0, sizeof(item));
+    item.m = m;
+    if (pthread_cond_init(&item.cond, NULL) != 0) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make a condition variable");
+        return -1;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->stop) {
+        pthread_mutex_unlock(&c->lock);
+        pthread_cond_destroy(&item.cond);
+        mo_error_set(err, MO_ERR_STORAGE, NULL, "the service is stopping");
+        return -1;
+    }
+    if (c->tail != NULL)
+        c->tail->next = &item;
+    else
+        c->head = &item;
+    c->tail = &item;
+    pthread_cond_signal(&c->wake);
+    while (!item.done)
+        pthread_cond_wait(&item.cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+    pthread_cond_destroy(&item.cond);
+    if (item.rc != 0) {
+        *err = item.err;
+        return -1;
+    }
+    *id = item.id;
+    return 0;
+}
+
+/* ---- accounts: the default sender -------------------------------------------------------- */
+
+struct account_entry {
+    char *name;
+    bool exists;
+    char *sender;      /* the account's sender, else its email */
+    char *sender_name; /* or NULL */
+    int64_t loaded_ms;
+};
+
+struct accounts {
+    pthread_mutex_t lock;
+    struct account_store *store;
+    struct account_entry entries[ACCOUNT_CACHE_MAX];
+    size_t n;
+};
+
+static void
+account_entry_clear(struct account_entry *e)
+{
+    free(e->name);
+    free(e->sender);
+    free(e->sender_name);
+    memset(e, 0, sizeof(*e));
+}
+
+static void
+accounts_close(struct accounts *ac)
+{
+    for (size_t i = 0; i < ac->n; i++)
+        account_entry_clear(&ac->entries[i]);
+    ac->n = 0;
+    account_store_close(ac->store);
+    ac->store = NULL;
+}
+
+/* Loads name into e (under the lock). Errors: STORAGE, INTERNAL. */
+static int
+accounts_load(struct accounts *ac, const char *name, struct account_entry *e, struct mo_error *err)
+{
+    struct account_settings s;
+    struct mo_error e2;
+    int rc = -1;
+
+    memset(&s, 0, sizeof(s));
+    account_entry_clear(e);
+    e->name = strdup(name);
+    if (e->name == NULL)
+        goto oom;
+    if (account_store_get(ac->store, name, false, &s, &e2) != 0) {
+        if (e2.category != MO_ERR_CONFIG) {
+            *err = e2;
+            goto out;
+        }
+        e->exists = false;
+    } else {
+        e->exists = true;
+        e->sender = mo_strdup(s.sender != NULL ? s.sender : s.email);
+        e->sender_name = mo_strdup(s.sender_name);
+        if ((e->sender == NULL && (s.sender != NULL || s.email != NULL)) ||
+            (e->sender_name == NULL && s.sender_name != NULL))
+            goto oom;
+    }
+    e->loaded_ms = mo_now_ms();
+    rc = 0;
+    goto out;
+oom:
+    mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+out:
+    account_settings_clear(&s);
+    if (rc != 0)
+        account_entry_clear(e);
+    return rc;
+}
+
+static void
+address_clear_cb(void *p)
+{
+    mime_address_clear(p);
+}
+
+static void
+buf_free_cb(void *p)
+{
+    mo_buf_free(p);
+}
+
+/*
+ * Looks account name up: *exists says whether there is one; when it has a
+ * sender, *from (in the arena, cleared with it) is that address with the
+ * sender name. Errors: STORAGE, INTERNAL; CONFIG (field "account") for a
+ * stored sender that does not parse.
+ */
+static int
+accounts_sender(struct accounts *ac, const char *name, struct admin_arena *a, bool *exists,
+                struct mime_address **from, struct mo_error *err)
+{
+    struct account_entry *e = NULL;
+    struct mime_address *addr = NULL;
+    struct mo_error e2;
+    char *sender = NULL;
+    char *sender_name = NULL;
+    bool had_sender;
+    bool had_name;
+
+    *exists = false;
+    *from = NULL;
+    pthread_mutex_lock(&ac->lock);
+    for (size_t i = 0; i < ac->n && e == NULL; i++)
+        if (strcmp(ac->entries[i].name, name) == 0)
+            e = &ac->entries[i];
+    if (e == NULL) {
+        /* a small cache: when full, the oldest entry makes room */
+        if (ac->n < ACCOUNT_CACHE_MAX) {
+            e = &ac->entries[ac->n++];
+        } else {
+            e = &ac->entries[0];
+            for (size_t i = 1; i < ac->n; i++)
+                if (ac->entries[i].loaded_ms < e->loaded_ms)
+                    e = &ac->entries[i];
+        }
+        account_entry_clear(e);
+    }
+    if (e->name == NULL || mo_now_ms() - e->loaded_ms >= ACCOUNT_TTL_MS) {
+        if (accounts_load(ac, name, e, err) != 0) {
+            /* keep the array dense: the last entry moves into the emptied slot */
+            *e = ac->entries[ac->n - 1];
+            memset(&ac->entries[ac->n - 1], 0, sizeof(*e));
+            ac->n--;
+            pthread_mutex_unlock(&ac->lock);
+            return -1;
+        }
+    }
+    *exists = e->exists;
+    had_sender = e->sender != NULL;
+    had_name = e->sender_name != NULL;
+    if (had_sender)
+        sender = admin_arena_strndup(a, e->sender, strlen(e->sender));
+    if (had_name)
+        sender_name = admin_arena_strndup(a, e->sender_name, strlen(e->sender_name));
+    pthread_mutex_unlock(&ac->lock);
+    if ((had_sender && sender == NULL) || (had_name && sender_name == NULL))
+        goto oom;
+    if (sender == NULL)
+        return 0;
+    addr = admin_arena_alloc(a, sizeof(*addr));
+    if (addr == NULL || admin_arena_defer(a, address_clear_cb, addr) != 0)
+        goto oom;
+    if (mime_address_parse(sender, "sender", addr, &e2) != 0) {
+        if (e2.category == MO_ERR_INTERNAL) {
+            *err = e2;
+            return -1;
+        }
+        mo_error_set(err, MO_ERR_CONFIG, "account",
+                     "the account's sender is not a valid address (%s); fix it with mailout "
+                     "account set --sender",
+                     e2.text);
+        return -1;
+    }
+    if (sender_name != NULL && sender_name[0] != '\0') {
+        char *dn = strdup(sender_name);
+
+        if (dn == NULL)
+            goto oom;
+        free(addr->display_name);
+        addr->display_name = dn;
+    }
+    *from = addr;
+    return 0;
+oom:
+    mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+    return -1;
+}
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+struct admin_server {
+    struct MHD_Daemon *mhd;
+    unsigned port;
+    size_t max_body_bytes;
+    char *home;
+    struct admin_keyring *keys;
+    struct committer committer;
+    pthread_mutex_t read_lock; /* one reader at a time on read_q */
+    struct queue *read_q;
+    struct accounts accounts;
+    bool locks_ready;
+};
+
+enum route {
+    ROUTE_NONE = 0,
+    ROUTE_SEND, /* POST /api/v1/messages */
+    ROUTE_RAW,  /* POST /api/v1/messages/raw */
+    ROUTE_GET,  /* GET /api/v1/messages/{id} */
+};
+
+struct request {
+    struct admin_arena *arena;
+    enum route route;
+    int64_t id;
+    struct mo_buf *body; /* POST: set once the request may send its body */
+    bool is_authorized;  /* GET: the key passed; answered on the next call */
+    bool too_big;
+    uint64_t discarded;
+};
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+static const char oom_body[] =
+    "{\"errors\":[{\"field\":null,\"message\":\"the server ran out of memory\"}]}";
+
+/* Sends status with body (a reference this steals; NULL: out of memory, 500). */
+static enum MHD_Result
+respond(struct MHD_Connection *c, unsigned status, json_t *body, const char *const *headers)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    json_decref(body);
+    if (text == NULL) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        resp = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
+                                               MHD_RESPMEM_PERSISTENT);
+        headers = NULL;
+    } else {
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL)
+            free(text);
+    }
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* An errors response with one problem. */
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status, const char *field,
+                                     const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result
+respond_error(struct MHD_Connection *c, unsigned status, const char *field,
+              const char *const *headers, const char *fmt, ...)
+{
+    char message[MO_ERROR_TEXT_MAX];
+    json_t *body;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    body = json_pack("{s:[{s:s?, s:s}]}", "errors", "field", field, "message", message);
+    return respond(c, status, body, headers);
+}
+
+static enum MHD_Result
+respond_errors(struct MHD_Connection *c, unsigned status, const struct admin_errors *errs)
+{
+    return respond(c, status, admin_errors_json(errs), NULL);
+}
+
+/* True when the file system of home has (almost) no room left. */
+static bool
+disk_is_full(const char *home, const struct mo_error *err)
+{
+    struct statvfs st;
+
+    if (strstr(err->text, "disk is full") != NULL || strstr(err->text, "No space left") != NULL)
+        return true;
+    return statvfs(home, &st) == 0 && (uint64_t)st.f_bavail * st.f_frsize < DISK_FULL_BYTES;
+}
+
+/* Maps a failed queueing or reading to its response (STYLE: the API maps errors once). */
+static enum MHD_Result
+respond_failure(struct admin_server *s, struct MHD_Connection *c, const struct mo_error *err)
+{
+    static const char *const retry[] = {MHD_HTTP_HEADER_RETRY_AFTER, "5", NULL};
+    const char *field = err->field;
+
+    /* the queue's names for what the API calls from and to */
+    if (field != NULL && strcmp(field, "sender") == 0)
+        field = "from";
+    else if (field != NULL && strcmp(field, "recipient") == 0)
+        field = "to";
+    else if (field != NULL && strcmp(field, "size") == 0)
+        field = NULL;
+    switch (err->category) {
+    case MO_ERR_CONFIG:
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, field, NULL, "%s", err->text);
+    case MO_ERR_STORAGE:
+        if (disk_is_full(s->home, err))
+            return respond_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, NULL, NULL,
+                                 "the disk is full: the message was not queued");
+        mo_log(MO_LOG_ERROR, "http: the queue failed: %s", err->text);
+        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, retry,
+                             "%s (the queue is not available: try again later)", err->text);
+    default:
+        mo_log(MO_LOG_ERROR, "http: %s: %s", mo_category_name(err->category), err->text);
+        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "%s", err->text);
+    }
+}
+
+static enum MHD_Result
+respond_queued(struct MHD_Connection *c, int64_t id, const char *message_id)
+{
+    char location[64];
+    const char *headers[] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
+
+    snprintf(location, sizeof(location), API_PREFIX "/%lld", (long long)id);
+    return respond(c, MHD_HTTP_ACCEPTED,
+                   json_pack("{s:I, s:s?}", "id", (json_int_t)id, "message_id", message_id),
+                   headers);
+}
+
+/* ---- the handlers ---------------------------------------------------------------------- */
+
+/*
+ * The largest message a body may turn into: base64 and quoted-printable make
+ * the composed message bigger than the JSON that carried it, and LF becomes
+ * CRLF in raw messages. The queue has its own limit (max_message_bytes).
+ */
+static size_t
+message_limit(const struct admin_server *s)
+{
+    return s->max_body_bytes <= (SIZE_MAX - 65536) / 2 ? s->max_body_bytes * 2 + 65536 : SIZE_MAX;
+}
+
+/* The account's sender; 0 ok; otherwise the response was queued into *ret. */
+static int
+resolve_account(struct admin_server *s, struct MHD_Connection *c, struct request *r,
+                const char *account, struct mime_address **from, enum MHD_Result *ret)
+{
+    const char *name = account != NULL ? account : "default";
+    struct mo_error err;
+    bool exists;
+
+    if (accounts_sender(&s->accounts, name, r->arena, &exists, from, &err) != 0) {
+        *ret = respond_failure(s, c, &err);
+        return -1;
+    }
+    if (!exists) {
+        *ret = respond_error(c, MHD_HTTP_BAD_REQUEST, "account", NULL,
+                             "there is no account named \"%.128s\"; set one up with `mailout "
+                             "setup` or `mailout account set%s`",
+                             name, account != NULL ? " --name NAME" : "");
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result
+commit_and_respond(struct admin_server *s, struct MHD_Connection *c,
+                   const struct queue_new_message *qm)
+{
+    struct mo_error err;
+    int64_t id = 0;
+
+    if (committer_submit(&s->committer, qm, &id, &err) != 0)
+        return respond_failure(s, c, &err);
+    return respond_queued(c, id, qm->message_id);
+}
+
+static enum MHD_Result
+handle_send(struct admin_server *s, struct MHD_Connection *c, struct request *r)
+{
+    struct admin_errors *errs = admin_arena_alloc(r->arena, sizeof(*errs));
+    struct admin_message *m = admin_arena_alloc(r->arena, sizeof(*m));
+    struct queue_new_message qm;
+    struct mime_address *account_from = NULL;
+    struct mo_error err;
+    enum MHD_Result ret;
+    size_t max_bytes = message_limit(s);
+
+    if (errs == NULL || m == NULL)
+        return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
+    if (admin_message_parse(r->body->data != NULL ? r->body->data : "", r->body->len, r->arena, m,
+                            errs) != 0)
+        return respond_errors(c, MHD_HTTP_BAD_REQUEST, errs);
+    if (resolve_account(s, c, r, m->account, &account_from, &ret) != 0)
+        return ret;
+    if (!m->has_from && account_from == NULL)
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, "from", NULL,
+                             "from is missing and the account has no sender to use instead");
+    mo_error_clear(&err);
+    if (admin_message_build(m, m->has_from ? &m->from : account_from, max_bytes, r->arena, &qm,
+                            errs, &err) != 0) {
+        if (errs->n > 0)
+            return respond_errors(c, MHD_HTTP_BAD_REQUEST, errs);
+        return respond_failure(s, c, &err);
+    }
+    return commit_and_respond(s, c, &qm);
+}
+
+struct raw_query {
+    struct admin_arena *arena;
+    struct admin_raw_request req;
+    const char **to;
+    size_t cap;
+    struct admin_errors *errs;
+};
+
+static enum MHD_Result
+raw_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct raw_query *q = cls;
+
+    (void)kind;
+    if (strcmp(key, "to") == 0) {
+        if (q->req.n_to == q->cap) {
+            size_t ncap = q->cap ? q->cap * 2 : 8;
+            const char **grown = admin_arena_calloc(q->arena, ncap, sizeof(*grown));
+
+            if (grown == NULL || q->cap > ADMIN_MAX_RECIPIENTS) {
+                admin_errors_add(q->errs, "to", "too many recipients; at most %d are allowed",
+                                 ADMIN_MAX_RECIPIENTS);
+                return MHD_NO;
+            }
+            if (q->req.n_to > 0)
+                memcpy(grown, q->to, q->req.n_to * sizeof(*grown));
+            q->to = grown;
+            q->cap = ncap;
+        }
+        q->to[q->req.n_to++] = value != NULL ? value : "";
+        q->req.to = q->to;
+    } else if (strcmp(key, "from") == 0 && q->req.from == NULL) {
+        q->req.from = value != NULL ? value : "";
+    } else if (strcmp(key, "account") == 0 && q->req.account == NULL) {
+        q->req.account = value != NULL && value[0] != '\0' ? value : NULL;
+    } else {
+        char field[ADMIN_FIELD_MAX];
+
+        snprintf(field, sizeof(field), "%s", key);
+        admin_errors_add(q->errs, field,
+                         "unknown or repeated parameter; the parameters are from, to (repeated) "
+                         "and account");
+    }
+    return MHD_YES;
+}
+
+/* message/rfc822, text/plain or nothing (parameters ignored). */
+static bool
+raw_content_type_ok(const char *ct)
+{
+    size_t len;
+
+    if (ct == NULL)
+        return true;
+    len = strcspn(ct, "; \t");
+    return (len == 14 && strncasecmp(ct, "message/rfc822", len) == 0) ||
+           (len == 10 && strncasecmp(ct, "text/plain", len) == 0);
+}
+
+static enum MHD_Result
+handle_raw(struct admin_server *s, struct MHD_Connection *c, struct request *r)
+{
+    struct raw_query q;
+    struct queue_new_message qm;
+    struct mime_address *account_from = NULL;
+    struct mo_error err;
+    enum MHD_Result ret;
+    size_t max_bytes = message_limit(s);
+
+    memset(&q, 0, sizeof(q));
+    q.arena = r->arena;
+    q.errs = admin_arena_alloc(r->arena, sizeof(*q.errs));
+    if (q.errs == NULL)
+        return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, raw_query_arg, &q);
+    if (q.errs->n > 0)
+        return respond_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
+    if (resolve_account(s, c, r, q.req.account, &account_from, &ret) != 0)
+        return ret;
+    mo_error_clear(&err);
+    if (admin_raw_prepare(r->body->data != NULL ? r->body->data : "", r->body->len, &q.req,
+                          account_from, max_bytes, r->arena, &qm, q.errs, &err) != 0) {
+        if (q.errs->n > 0)
+            return respond_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
+        return respond_failure(s, c, &err);
+    }
+    return commit_and_respond(s, c, &qm);
+}
+
+static enum MHD_Result
+handle_get(struct admin_server *s, struct MHD_Connection *c, struct request *r)
+{
+    struct queue_message_info info;
+    struct mo_error err;
+    json_t *body;
+    int rc;
+
+    memset(&info, 0, sizeof(info));
+    pthread_mutex_lock(&s->read_lock);
+    rc = queue_get(s->read_q, r->id, false, &info, &err);
+    pthread_mutex_unlock(&s->read_lock);
+    if (rc != 0) {
+        queue_message_info_clear(&info);
+        if (err.category == MO_ERR_CONFIG)
+            return respond_error(c, MHD_HTTP_NOT_FOUND, "id", NULL, "there is no message %lld",
+                                 (long long)r->id);
+        return respond_failure(s, c, &err);
+    }
+    body = admin_message_info_json(&info);
+    queue_message_info_clear(&info);
+    return respond(c, MHD_HTTP_OK, body, NULL);
+}
+
+/* ---- routing, keys, bodies ------------------------------------------------------------- */
+
+/* Finds the route of url; 404 when there is none. */
+static enum route
+route_of(const char *url, int64_t *id)
+{
+    const char *rest;
+
+    if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0)
+        return ROUTE_NONE;
+    rest = url + strlen(API_PREFIX);
+    if (rest[0] == '\0')
+        return ROUTE_SEND;
+    if (rest[0] != '/')
+        return ROUTE_NONE;
+    rest++;
+    if (strcmp(rest, "raw") == 0)
+        return ROUTE_RAW;
+    if (admin_parse_id(rest, id) == 0)
+        return ROUTE_GET;
+    return ROUTE_NONE;
+}
+
+static enum MHD_Result
+check_key(struct admin_server *s, struct MHD_Connection *c, bool *ok)
+{
+    static const char *const challenge[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                            "Bearer realm=\"mailout\"", NULL};
+    static const char *const invalid[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                          "Bearer realm=\"mailout\", error=\"invalid_token\"",
+                                          NULL};
+    const char *value =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    char key[KEY_TEXT_MAX];
+    bool valid;
+
+    *ok = false;
+    if (value == NULL)
+        return respond_error(c, MHD_HTTP_UNAUTHORIZED, NULL, challenge,
+                             "an API key is needed: send \"Authorization: Bearer KEY\" (make a "
+                             "key with `mailout apikey create NAME`)");
+    valid = admin_bearer_token(value, key, sizeof(key)) == 0 &&
+            admin_keyring_verify(s->keys, key, NULL);
+    mo_wipe(key, sizeof(key));
+    if (!valid)
+        return respond_error(c, MHD_HTTP_UNAUTHORIZED, NULL, invalid,
+                             "the API key is not valid or was revoked");
+    *ok = true;
+    return MHD_YES;
+}
+
+/* The first call for a request: route, method, key, declared size. */
+static enum MHD_Result
+request_begin(struct admin_server *s, struct request *r, struct MHD_Connection *c, const char *url,
+              const char *method)
+{
+    static const char *const allow_post[] = {MHD_HTTP_HEADER_ALLOW, "POST", NULL};
+    static const char *const allow_get[] = {MHD_HTTP_HEADER_ALLOW, "GET, HEAD", NULL};
+    bool is_get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    const char *length;
+    enum MHD_Result ret;
+    bool ok;
+
+    r->route = route_of(url, &r->id);
+    if (r->route == ROUTE_NONE)
+        return respond_error(c, MHD_HTTP_NOT_FOUND, NULL, NULL, "there is nothing at %.200s", url);
+    if (r->route == ROUTE_GET && !is_get)
+        return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_get,
+                             "%.16s is not allowed here; use GET", method);
+    if (r->route != ROUTE_GET && !is_post)
+        return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_post,
+                             "%.16s is not allowed here; use POST", method);
+    ret = check_key(s, c, &ok);
+    if (!ok)
+        return ret;
+    if (r->route == ROUTE_GET) {
+        /* answered on the next call: an answer now would close the connection */
+        r->is_authorized = true;
+        return MHD_YES;
+    }
+    if (r->route == ROUTE_RAW && !raw_content_type_ok(MHD_lookup_connection_value(
+                                     c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL, NULL,
+                             "send the message with Content-Type: message/rfc822");
+    length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length != NULL) {
+        char *end = NULL;
+        unsigned long long n;
+
+        errno = 0;
+        n = strtoull(length, &end, 10);
+        if (errno == 0 && end != length && *end == '\0' && n > s->max_body_bytes)
+            return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+                                 "the request body (%llu bytes) is larger than the limit of %zu "
+                                 "bytes",
+                                 n, s->max_body_bytes);
+    }
+    r->body = admin_arena_alloc(r->arena, sizeof(*r->body));
+    if (r->body == NULL)
+        return MHD_NO;
+    mo_buf_init(r->body, s->max_body_bytes);
+    if (admin_arena_defer(r->arena, buf_free_cb, r->body) != 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct admin_server *s = cls;
+    struct request *r = *con_cls;
+
+    (void)version;
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return MHD_NO;
+        r->arena = admin_arena_new();
+        if (r->arena == NULL) {
+            free(r);
+            return MHD_NO;
+        }
+        *con_cls = r;
+        return request_begin(s, r, c, url, method);
+    }
+    if (*upload_data_size > 0) {
+        if (r->body == NULL) /* a GET with a body: ignored */
+            r->too_big = true;
+        if (!r->too_big && mo_buf_append(r->body, upload_data, *upload_data_size, NULL) != 0) {
+            r->too_big = true;
+            mo_buf_free(r->body);
+        }
+        if (r->too_big) {
+            /* libmicrohttpd answers only once the body is read: drain it, within reason */
+            r->discarded += *upload_data_size;
+            if (r->discarded > 4 * (uint64_t)s->max_body_bytes + 16 * 1024 * 1024)
+                return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->route == ROUTE_GET && r->is_authorized)
+        return handle_get(s, c, r);
+    if (r->body == NULL)
+        return MHD_NO; /* answered already; not called again in practice */
+    if (r->too_big)
+        return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+                             "the request body is larger than the limit of %zu bytes",
+                             s->max_body_bytes);
+    return r->route == ROUTE_RAW ? handle_raw(s, c, r) : handle_send(s, c, r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct request *r = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (r == NULL)
+        return;
+    admin_arena_free(r->arena);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512];
+    size_t len;
+
+    (void)cls;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    mo_log(MO_LOG_WARN, "http: %s", text);
+}
+
+/* ---- start and stop ------------------------------------------------------------------------ */
+
+static int
+open_listener(const char *listen_text, int *fd_out, unsigned *port_out, struct mo_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    const char *shown =
+        listen_text != NULL && listen_text[0] != '\0' ? listen_text : ADMIN_DEFAULT_LISTEN;
+    int one = 1;
+    int fd;
+
+    if (admin_listen_parse(listen_text, &ss, &len, err) != 0)
+        return -1;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mo_error_set(err, MO_ERR_CONFIG, "http", "cannot listen on %.100s: %s", shown,
+                     strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+
+        close(fd);
+        mo_error_set(err, MO_ERR_CONFIG, "http", "cannot listen on %.100s: %s", shown,
+                     e == EADDRINUSE      ? "the port is in use (is another mailout serve "
+                                            "running?)"
+                     : e == EACCES        ? "permission denied (ports below 1024 need root)"
+                     : e == EADDRNOTAVAIL ? "this machine has no such address"
+                                          : strerror(e));
+        return -1;
+    }
+    len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int
+admin_start(const struct admin_options *opt, struct admin_server **out, struct mo_error *err)
+{
+    struct admin_server *s = NULL;
+    unsigned max_conn;
+    int fd = -1;
+    int rc = -1;
+
+    *out = NULL;
+    if (opt == NULL || opt->home == NULL || opt->home[0] == '\0') {
+        mo_error_set(err, MO_ERR_CONFIG, "home", "no data folder was given");
+        return -1;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->home = strdup(opt->home)) == NULL) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    s->max_body_bytes = opt->max_body_bytes != 0 ? opt->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    max_conn = opt->max_connections != 0 ? opt->max_connections : DEFAULT_MAX_CONNECTIONS;
+    if (pthread_mutex_init(&s->read_lock, NULL) != 0 ||
+        pthread_mutex_init(&s->accounts.lock, NULL) != 0) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make locks");
+        goto out;
+    }
+    s->locks_ready = true;
+    if (open_listener(opt->listen, &fd, &s->port, err) != 0)
+        goto out;
+    if (admin_keyring_open(s->home, &s->keys, err) != 0 ||
+        account_store_open(s->home, &s->accounts.store, err) != 0 ||
+        queue_open(s->home, NULL, &s->read_q, err) != 0 ||
+        committer_start(&s->committer, s->home, err) != 0)
+        goto out;
+    s->mhd =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                             MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                         (uint16_t)s->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                         on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                         max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        mo_error_set(err, MO_ERR_INTERNAL, "http", "libmicrohttpd could not start on %.100s",
+                     opt->listen != NULL ? opt->listen : ADMIN_DEFAULT_LISTEN);
+        goto out;
+    }
+    fd = -1; /* libmicrohttpd closes it when it stops */
+    mo_log(MO_LOG_INFO, "http: listening on %s (port %u), bodies up to %zu bytes",
+           opt->listen != NULL && opt->listen[0] != '\0' ? opt->listen : ADMIN_DEFAULT_LISTEN,
+           s->port, s->max_body_bytes);
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        *out = s;
+    else
+        admin_stop(s);
+    return rc;
+}
+
+void
+admin_stop(struct admin_server *s)
+{
+    if (s == NULL)
+        return;
+    /* joins every connection thread; the committer still answers the ones waiting on it */
+    if (s->mhd != NULL)
+        MHD_stop_daemon(s->mhd);
+    committer_stop(&s->committer);
+    if (s->read_q != NULL)
+        queue_close(s->read_q);
+    admin_keyring_close(s->keys);
+    accounts_close(&s->accounts);
+    if (s->locks_ready) {
+        pthread_mutex_destroy(&s->read_lock);
+        pthread_mutex_destroy(&s->accounts.lock);
+    }
+    free(s->home);
+    free(s);
+}
+
+unsigned
+admin_port(const struct admin_server *s)
+{
+    return s != NULL ? s->port : 0;
+}

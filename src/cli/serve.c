@@ -1,0 +1,223 @@
+/*
+ * serve.c - `mailout serve`: the long-running service. It starts the HTTP
+ * side (API now, admin panel next) on a loopback address, runs the delivery
+ * worker in its own thread, and moves spooled messages (from `mailout
+ * sendmail` run by users without access to the database) into the queue.
+ *
+ * Signals: SIGTERM and SIGINT finish the messages in flight and stop;
+ * SIGHUP reloads the accounts. Leaves out: daemonising (run it under systemd
+ * or a process supervisor) and privilege dropping.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "cli/cli.h"
+#include "queue/queue.h"
+#include "worker/worker.h"
+
+#define SERVE_DEFAULT_HTTP "127.0.0.1:8025"
+#define SERVE_SPOOL_INTERVAL_MS 200
+
+static volatile sig_atomic_t serve_stop;
+static volatile sig_atomic_t serve_reload;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    serve_stop = 1;
+}
+
+static void
+on_reload(int sig)
+{
+    (void)sig;
+    serve_reload = 1;
+}
+
+struct worker_thread {
+    struct worker_options opt;
+    struct mo_error err;
+    int rc;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker_thread *w = arg;
+
+    w->rc = worker_run(&w->opt, &w->err);
+    if (w->rc != 0)
+        serve_stop = 1; /* without delivery the service is no use: stop and say why */
+    return NULL;
+}
+
+static void
+serve_usage(FILE *out)
+{
+    fputs("usage: mailout serve [--http ADDR:PORT | --no-http] [--no-worker]\n"
+          "                     [--max-body BYTES] [--timeout SECONDS] [--quiet]\n"
+          "\n"
+          "Runs the service: the HTTP API and admin panel (default " SERVE_DEFAULT_HTTP "),\n"
+          "the delivery worker, and the spool import. SIGTERM stops it after the messages\n"
+          "in flight; SIGHUP reloads the accounts.\n",
+          out);
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !serve_stop)
+        ;
+}
+
+int
+cli_serve_main(int argc, char **argv)
+{
+    enum { O_HTTP = 600, O_NO_HTTP, O_NO_WORKER, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
+    static const struct option opts[] = {
+        {"http", required_argument, NULL, O_HTTP},
+        {"no-http", no_argument, NULL, O_NO_HTTP},
+        {"no-worker", no_argument, NULL, O_NO_WORKER},
+        {"max-body", required_argument, NULL, O_MAX_BODY},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct admin_options aopt;
+    struct admin_server *admin = NULL;
+    struct worker_thread wt;
+    struct account_store *st = NULL;
+    struct queue *q = NULL;
+    struct mo_error err;
+    struct sigaction sa;
+    pthread_t worker_tid;
+    bool worker_started = false;
+    bool with_worker = true;
+    bool quiet = false;
+    const char *http = SERVE_DEFAULT_HTTP;
+    long v;
+    int code = CLI_EXIT_FAILED;
+    int c;
+
+    memset(&aopt, 0, sizeof(aopt));
+    memset(&wt, 0, sizeof(wt));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_HTTP:
+            http = optarg;
+            break;
+        case O_NO_HTTP:
+            http = NULL;
+            break;
+        case O_NO_WORKER:
+            with_worker = false;
+            break;
+        case O_MAX_BODY:
+            if (mo_parse_long(optarg, 1024, 1L << 30, &v) != 0) {
+                fprintf(stderr, "mailout serve: --max-body must be 1024 to 1073741824 bytes\n");
+                return CLI_EXIT_USAGE;
+            }
+            aopt.max_body_bytes = (size_t)v;
+            break;
+        case O_TIMEOUT:
+            if (mo_parse_long(optarg, 1, 3600, &v) != 0) {
+                fprintf(stderr, "mailout serve: --timeout must be 1 to 3600 seconds\n");
+                return CLI_EXIT_USAGE;
+            }
+            wt.opt.timeout_s = (int)v;
+            break;
+        case O_QUIET:
+            quiet = true;
+            break;
+        case O_HELP:
+            serve_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            serve_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    mo_log_init(quiet ? MO_LOG_WARN : MO_LOG_INFO);
+
+    /* The data folder, its database and key are made here if this is the first start. */
+    code = cli_open_store(&st);
+    if (code != CLI_EXIT_OK)
+        return code;
+    account_store_close(st);
+    if (queue_open(cli_home(), NULL, &q, &err) != 0) {
+        fprintf(stderr, "mailout serve: %s\n", err.text);
+        return CLI_EXIT_FAILED;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reload;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (http != NULL) {
+        aopt.home = cli_home();
+        aopt.listen = http;
+        if (admin_start(&aopt, &admin, &err) != 0) {
+            fprintf(stderr, "mailout serve: %s\n", err.text);
+            code = err.category == MO_ERR_CONFIG ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+            goto out;
+        }
+    }
+    if (with_worker) {
+        wt.opt.home = cli_home();
+        wt.opt.stop = &serve_stop;
+        wt.opt.reload = &serve_reload;
+        if (pthread_create(&worker_tid, NULL, worker_main, &wt) != 0) {
+            fprintf(stderr, "mailout serve: cannot start the delivery worker\n");
+            goto out;
+        }
+        worker_started = true;
+    }
+    printf("mailout serve: data folder %s\n", cli_home());
+    if (http != NULL)
+        printf("mailout serve: admin panel and API on http://%s/\n", http);
+    printf("mailout serve: %s; stop with Ctrl-C or SIGTERM\n",
+           with_worker ? "delivering queued mail" : "not delivering (--no-worker)");
+    fflush(stdout);
+
+    while (!serve_stop) {
+        size_t n = 0;
+
+        if (queue_spool_import(q, cli_home(), &n, &err) != 0)
+            mo_log(MO_LOG_WARN, "spool: %s", err.text);
+        else if (n > 0)
+            mo_log(MO_LOG_INFO, "spool: %zu message%s moved into the queue", n, n == 1 ? "" : "s");
+        sleep_ms(SERVE_SPOOL_INTERVAL_MS);
+    }
+    printf("mailout serve: stopping after the messages in flight...\n");
+    fflush(stdout);
+    code = CLI_EXIT_OK;
+out:
+    serve_stop = 1;
+    admin_stop(admin);
+    if (worker_started) {
+        pthread_join(worker_tid, NULL);
+        if (wt.rc != 0) {
+            fprintf(stderr, "mailout serve: delivery stopped: %s\n", wt.err.text);
+            code = CLI_EXIT_FAILED;
+        }
+    }
+    queue_close(q);
+    return code;
+}
