@@ -47,8 +47,7 @@ exercise_args(const uint8_t *data, size_t size)
     argv[argc] = NULL;
     st = sendmail_args_parse(argc, argv, &a, why, sizeof(why));
     if (st != 0) {
-        if ((st != EX_USAGE && st != EX_DATAERR) || why[0] == '\0' ||
-            strpbrk(why, "\r\n") != NULL)
+        if ((st != EX_USAGE && st != EX_DATAERR) || why[0] == '\0' || strpbrk(why, "\r\n") != NULL)
             abort();
     } else {
         if ((a.from != NULL && strpbrk(a.from, "\r\n") != NULL) ||

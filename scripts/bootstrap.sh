@@ -18,7 +18,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config ca-certificates
   libssl-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libsodium-dev libidn2-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm
   postfix dovecot-core python3 python3-aiosmtpd openssl curl msmtp swaks
-  valgrind time procps python3-pytest dnsmasq-base tmux)
+  valgrind time procps python3-pytest dnsmasq-base tmux
+  php-cli php-mbstring)
 
 pkgs=("${build_pkgs[@]}")
 [ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/common.h"
@@ -57,6 +58,10 @@ int
 main(int argc, char **argv)
 {
     int i = 1;
+
+    /* Everything mailout creates (the database, its WAL, the key) is private unless a
+     * command opens it up on purpose (the spool folders). */
+    umask(077);
 
     if (argc > 0 && invoked_as_sendmail(argv[0]))
         return cli_sendmail_main(argc, argv);

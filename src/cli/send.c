@@ -605,9 +605,9 @@ report(const struct send_opts *o, const struct compose_state *cs, struct smtp_se
         }
         /* Nothing reached the recipients' stage: each one is simply not sent. */
         for (size_t i = 0; res->n_rcpts == 0 && cs->rcpts != NULL && cs->rcpts[i] != NULL; i++)
-            json_array_append_new(list, json_pack("{s:s, s:b, s:n, s:n, s:n}", "address",
-                                                  cs->rcpts[i], "ok", 0, "code", "enhanced",
-                                                  "text"));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:b, s:n, s:n, s:n}", "address", cs->rcpts[i],
+                                            "ok", 0, "code", "enhanced", "text"));
         cli_json_print(json_pack(
             "{s:b, s:o, s:o, s:o, s:s?, s:o}", "ok", sent && refused == 0, "steps",
             cli_steps_json(s != NULL ? smtp_session_step(s, 0) : NULL,
@@ -660,8 +660,8 @@ static int
 stored_failure(const struct send_opts *o, const struct mo_error *err)
 {
     if (o->json) {
-        cli_json_print(json_pack("{s:b, s:b, s:o}", "ok", 0, "queued", 0, "error",
-                                 cli_error_json(err)));
+        cli_json_print(
+            json_pack("{s:b, s:b, s:o}", "ok", 0, "queued", 0, "error", cli_error_json(err)));
     } else {
         fprintf(stderr, "mailout send: %s\n", err->text);
         if (err->field != NULL)
@@ -779,9 +779,8 @@ stored_queue(const struct send_opts *o, const struct send_mode *mode, const stru
     m.len = cs->message.len;
     m.message_id = cs->message_id;
     m.subject = o->subject;
-    m.header_from = mime_address_format(&cs->from, &header_from, NULL) == 0
-                        ? mo_buf_cstr(&header_from)
-                        : NULL;
+    m.header_from =
+        mime_address_format(&cs->from, &header_from, NULL) == 0 ? mo_buf_cstr(&header_from) : NULL;
     m.source = "cli";
     m.needs_smtputf8 = needs_smtputf8(cs, o);
     if (sa->loaded) {
@@ -799,11 +798,10 @@ stored_queue(const struct send_opts *o, const struct send_mode *mode, const stru
                                  spool_name[0] ? spool_name : NULL, "account", m.account,
                                  "message_id", cs->message_id));
     else if (id > 0)
-        printf("queued as #%lld <%s> (account \"%s\")\n", (long long)id, cs->message_id,
-               m.account);
+        printf("queued as #%lld <%s> (account \"%s\")\n", (long long)id, cs->message_id, m.account);
     else
-        printf("queued in the spool as %s <%s> (the service moves it into the queue)\n",
-               spool_name, cs->message_id);
+        printf("queued in the spool as %s <%s> (the service moves it into the queue)\n", spool_name,
+               cs->message_id);
     code = CLI_EXIT_OK;
 out:
     queue_close(q);
@@ -847,8 +845,7 @@ cli_send_main(int argc, char **argv)
         mo_buf_init(&cs->files[i], SEND_MAX_MESSAGE);
     mo_buf_init(&cs->message, SEND_MAX_MESSAGE * 2);
 
-    if (parse_options(argc, argv, o, p, &password_file, &password_stdin, &help_only, &mode) !=
-        0) {
+    if (parse_options(argc, argv, o, p, &password_file, &password_stdin, &help_only, &mode) != 0) {
         code = help_only ? CLI_EXIT_OK : CLI_EXIT_USAGE;
         goto out;
     }

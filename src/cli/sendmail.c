@@ -44,8 +44,7 @@
 
 /* ---- the command line (pure) ------------------------------------------------- */
 
-static int
-args_fail(char *why, size_t why_size, int status, const char *fmt, ...)
+static int args_fail(char *why, size_t why_size, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -97,8 +96,7 @@ parse_b_mode(const char *mode, char *why, size_t why_size)
                          "-b%s (daemon mode) is not supported: run `mailout serve`", mode);
     if (strcmp(mode, "p") == 0)
         return args_fail(why, why_size, EX_USAGE,
-                         "-b%s (print the queue) is not supported: run `mailout queue list`",
-                         mode);
+                         "-b%s (print the queue) is not supported: run `mailout queue list`", mode);
     if (strcmp(mode, "i") == 0)
         return args_fail(why, why_size, EX_USAGE,
                          "-b%s (aliases) is not supported: mailout has no alias database", mode);
@@ -181,8 +179,7 @@ parse_cluster(int argc, char *const *argv, int *i, struct sendmail_args *out, ch
             return parse_b_mode(value, why, why_size);
         case 'q':
             return args_fail(why, why_size, EX_USAGE,
-                             "-q%s (queue runs) is not supported: run `mailout queue run`",
-                             value);
+                             "-q%s (queue runs) is not supported: run `mailout queue run`", value);
         case 'A': /* -Am / -Ac: which sendmail.cf */
             return 0;
         default:
@@ -360,8 +357,7 @@ sendmail_usage(FILE *out)
 }
 
 /* One line on stderr, then the status. */
-static int
-fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 fail(int status, const char *fmt, ...)
@@ -406,8 +402,8 @@ read_message(int fd, bool ignore_dots, size_t max_bytes, struct mo_buf *out, int
             return 0;
         }
         if (out->len > max_bytes) {
-            *status = fail(EX_DATAERR, "the message is larger than the limit of %zu bytes",
-                           max_bytes);
+            *status =
+                fail(EX_DATAERR, "the message is larger than the limit of %zu bytes", max_bytes);
             return -1;
         }
     }
@@ -512,8 +508,7 @@ recipients_from_headers(const struct mime_headers *h, struct rcpt_list *l)
     struct mo_error err;
     int status = 0;
 
-    if (mime_headers_addresses(h, names, 3, "recipient", &list, &n, &locals, &n_locals, &err) !=
-        0)
+    if (mime_headers_addresses(h, names, 3, "recipient", &list, &n, &locals, &n_locals, &err) != 0)
         return fail(err.category == MO_ERR_CONFIG ? EX_DATAERR : EX_SOFTWARE, "%s", err.text);
     if (rcpt_list_add_addresses(l, list, n, &err) != 0)
         status = fail(sendmail_exit_status(&err), "%s", err.text);
@@ -533,8 +528,8 @@ recipients_from_headers(const struct mime_headers *h, struct rcpt_list *l)
  * Returns 0 or an exit status; *hint is "" when there is none.
  */
 static int
-sender_hint(const struct sendmail_args *a, const struct mime_headers *h, char *hint,
-            size_t size, bool *utf8)
+sender_hint(const struct sendmail_args *a, const struct mime_headers *h, char *hint, size_t size,
+            bool *utf8)
 {
     struct mime_address addr;
     struct mo_error err;
@@ -687,8 +682,8 @@ submit_direct(const struct submission *s)
     if (mime_address_parse(acct.sender != NULL ? acct.sender : acct.email, "sender", &sender,
                            &err) != 0 ||
         mime_address_envelope(&sender, sender_env, sizeof(sender_env), &err) != 0) {
-        status = fail(EX_CONFIG, "the account \"%s\" has no usable sender: %s", acct.name,
-                      err.text);
+        status =
+            fail(EX_CONFIG, "the account \"%s\" has no usable sender: %s", acct.name, err.text);
         goto out;
     }
     if (acct.sender_name != NULL && acct.sender_name[0] != '\0') {
@@ -869,8 +864,8 @@ cli_sendmail_main(int argc, char **argv)
     if (read_message(STDIN_FILENO, args.ignore_dots, max_bytes, &raw, &status) != 0)
         goto out;
     if (raw.len == 0 || memchr(raw.data, '\0', raw.len) != NULL) {
-        status = fail(EX_DATAERR, raw.len == 0 ? "the message is empty"
-                                               : "the message holds a NUL byte");
+        status = fail(EX_DATAERR,
+                      raw.len == 0 ? "the message is empty" : "the message holds a NUL byte");
         goto out;
     }
     if (mime_headers_parse(raw.data, raw.len, &h, &err) != 0) {
@@ -897,9 +892,9 @@ cli_sendmail_main(int argc, char **argv)
     sub.hint = hint;
     sub.needs_smtputf8 = rcpts.needs_smtputf8;
     if (sendmail_nothing_set_up(sub.home)) {
-        status = fail(EX_CONFIG,
-                      "no account is set up in %s yet (mailout --home %s account set ...)",
-                      sub.home, sub.home);
+        status =
+            fail(EX_CONFIG, "no account is set up in %s yet (mailout --home %s account set ...)",
+                 sub.home, sub.home);
         goto out;
     }
     status = -1;

@@ -163,8 +163,8 @@ fields_push(struct mime_headers *h, size_t *cap, size_t offset, size_t name_len,
     struct mime_header_field *f;
 
     if (h->n >= MIME_HEADERS_MAX_FIELDS) {
-        mo_error_set(err, MO_ERR_CONFIG, "message",
-                     "the message has more than %d header fields", MIME_HEADERS_MAX_FIELDS);
+        mo_error_set(err, MO_ERR_CONFIG, "message", "the message has more than %d header fields",
+                     MIME_HEADERS_MAX_FIELDS);
         return -1;
     }
     if (h->n == *cap) {
@@ -329,8 +329,8 @@ strings_push(char ***list, size_t *n, const char *s, size_t len, struct mo_error
 }
 
 static int
-addresses_append(struct mime_address **all, size_t *n_all, struct mime_address *more,
-                 size_t n_more, struct mo_error *err)
+addresses_append(struct mime_address **all, size_t *n_all, struct mime_address *more, size_t n_more,
+                 struct mo_error *err)
 {
     struct mime_address *p;
 
@@ -690,7 +690,7 @@ mime_decode_words(const char *value, struct mo_buf *out, struct mo_error *err)
     char charset[64] = "";
     size_t len = strlen(value);
     size_t pos = 0;
-    size_t plain = 0;        /* start of text not yet written */
+    size_t plain = 0; /* start of text not yet written */
     bool last_was_word = false;
     int rc = -1;
 

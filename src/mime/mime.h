@@ -7,8 +7,9 @@
  * ask for SMTPUTF8 or refuse clearly.
  * Composer: RFC 5322 headers, RFC 2045-2047 (MIME, encoded words),
  * RFC 2231 (attachment file names), multipart/alternative and /mixed.
- * Leaves out: parsing whole incoming messages (sendmail mode, later),
- * S/MIME, DKIM.
+ * Reading: the header block of an existing message (sendmail mode, the raw
+ * API) and preparing it for submission (see the section at the end).
+ * Leaves out: S/MIME, DKIM, parsing MIME bodies.
  */
 #ifndef MAILOUT_MIME_H
 #define MAILOUT_MIME_H

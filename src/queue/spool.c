@@ -188,8 +188,7 @@ spool_make_folders(const char *home, struct stat *home_st, struct mo_error *err)
     static const struct {
         const char *sub;
         mode_t mode;
-    } dirs[] = {{NULL, 0711},     {"tmp", 01733}, {"new", 01733},
-                {"cur", 0700},    {"bad", 0700}};
+    } dirs[] = {{NULL, 0711}, {"tmp", 01733}, {"new", 01733}, {"cur", 0700}, {"bad", 0700}};
     char path[SPOOL_PATH_MAX];
 
     if (stat(home, home_st) != 0) {
@@ -395,8 +394,7 @@ queue_spool_write(const char *home, const struct queue_new_message *m, char *nam
         goto out;
     }
     if (m->n_rcpts > SPOOL_MAX_RCPTS) {
-        mo_error_set(err, MO_ERR_CONFIG, "recipient", "more than %d recipients",
-                     SPOOL_MAX_RCPTS);
+        mo_error_set(err, MO_ERR_CONFIG, "recipient", "more than %d recipients", SPOOL_MAX_RCPTS);
         goto out;
     }
     for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -649,8 +647,7 @@ spool_parse(struct spool_file *f, char *why, size_t why_size)
  * -2 STORAGE trouble (err).
  */
 static int
-spool_read(const char *path, struct spool_file *f, char *why, size_t why_size,
-           struct mo_error *err)
+spool_read(const char *path, struct spool_file *f, char *why, size_t why_size, struct mo_error *err)
 {
     struct stat st;
     size_t got = 0;
@@ -677,8 +674,7 @@ spool_read(const char *path, struct spool_file *f, char *why, size_t why_size,
         goto out;
     }
     if ((size_t)st.st_size > SPOOL_FILE_MAX || st.st_size == 0) {
-        snprintf(why, why_size, "its size (%lld bytes) is out of bounds",
-                 (long long)st.st_size);
+        snprintf(why, why_size, "its size (%lld bytes) is out of bounds", (long long)st.st_size);
         goto out;
     }
     if (mo_buf_reserve(&f->buf, (size_t)st.st_size, err) != 0) {
@@ -821,8 +817,7 @@ name_token(const char *name)
 
 /* Whether the queue already holds this message (an import cut short after its commit). */
 static int
-already_queued(struct queue *q, const char *message_id, size_t len, bool *yes,
-               struct mo_error *err)
+already_queued(struct queue *q, const char *message_id, size_t len, bool *yes, struct mo_error *err)
 {
     struct queue_filter filter;
     struct queue_message_info *list = NULL;
@@ -1011,8 +1006,7 @@ import_one(struct spool_import *im, const char *name, bool maybe_queued, struct 
     }
     /* Committed. Deleting can fail without harm: step 1 of the next import finds it queued. */
     if (unlink(path) != 0)
-        mo_log(MO_LOG_WARN, "spool: cannot remove %s after queueing it: %s", path,
-               strerror(errno));
+        mo_log(MO_LOG_WARN, "spool: cannot remove %s after queueing it: %s", path, strerror(errno));
     im->imported++;
     result = IMPORT_DONE;
 out:

@@ -106,8 +106,8 @@ make_folders(void)
 static const char *const RCPTS[] = {"bob@example.org", "root"};
 
 static void
-write_message(const char *from, const char *data, const char *const *rcpts, size_t n,
-              char *name, size_t name_size)
+write_message(const char *from, const char *data, const char *const *rcpts, size_t n, char *name,
+              size_t name_size)
 {
     struct queue_new_message m;
     struct mo_error err;
@@ -504,8 +504,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_then_import, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interrupted_import_is_not_repeated, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_import_is_not_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_are_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_chosen_by_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_for_an_account, setup, teardown),
