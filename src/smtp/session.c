@@ -389,6 +389,15 @@ smtp_session_step(const struct smtp_session *s, size_t i)
 }
 
 void
+smtp_session_transcript_clear(struct smtp_session *s)
+{
+    for (size_t i = 0; i < s->n_lines; i++)
+        free(s->lines[i]);
+    s->n_lines = 0;
+    s->dropped_lines = 0;
+}
+
+void
 smtp_session_set_transcript(struct smtp_session *s, bool on)
 {
     s->transcript_on = on;

@@ -298,6 +298,9 @@ struct smtp_step {
 size_t smtp_session_step_count(const struct smtp_session *s);
 const struct smtp_step *smtp_session_step(const struct smtp_session *s, size_t i);
 
+/* Forgets the transcript so far (a long-lived session hands it out piece by piece). */
+void smtp_session_transcript_clear(struct smtp_session *s);
+
 /* Stops recording the transcript (for bulk sending); events still count. */
 void smtp_session_set_transcript(struct smtp_session *s, bool on);
 

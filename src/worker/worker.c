@@ -47,8 +47,6 @@
 #define WORKER_DEFAULT_COOLDOWN_S 900
 #define WORKER_OPEN_TRIES 2               /* failed opens per batch before deferring the rest */
 #define WORKER_TRANSCRIPT_MAX (64 * 1024) /* bytes of transcript kept per attempt */
-/* The engine keeps 4000 transcript lines per session; start a fresh session before that. */
-#define WORKER_TRANSCRIPT_RECYCLE 3000
 #define WORKER_FINISH_TRIES 5
 #define WORKER_IDLE_RUNS_MAX 3 /* once: give up on an account whose threads claim nothing */
 
@@ -109,7 +107,6 @@ struct delivery {
     struct smtp_session *session;
     bool is_open;
     bool was_open;        /* a session was open before in this thread: the next open reconnects */
-    size_t tmark;         /* transcript lines already given to an attempt */
     size_t session_sends; /* messages sent on the open session */
     size_t claimed;       /* messages claimed over the thread's life */
 };
@@ -182,7 +179,7 @@ delivery_take_transcript(struct delivery *d)
     struct mo_buf b;
 
     mo_buf_init(&b, WORKER_TRANSCRIPT_MAX);
-    for (size_t i = d->tmark; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *line = smtp_session_transcript_line(d->session, i);
         size_t len = strlen(line);
         if (b.len + len + 64 > WORKER_TRANSCRIPT_MAX) {
@@ -194,7 +191,9 @@ delivery_take_transcript(struct delivery *d)
             mo_buf_append(&b, line, len, NULL) != 0)
             break;
     }
-    d->tmark = n;
+    /* Handed out: the session keeps nothing, however many messages it carries. */
+    if (d->session != NULL)
+        smtp_session_transcript_clear(d->session);
     return b.data; /* NULL when nothing was added; the buffer's storage is handed over */
 }
 
@@ -557,7 +556,6 @@ delivery_close(struct delivery *d)
     smtp_session_free(d->session);
     d->session = NULL;
     d->is_open = false;
-    d->tmark = 0;
 }
 
 /* Opens the session if it is not open. 0, or -1 with err (the session stays closed). */
@@ -573,7 +571,6 @@ delivery_open(struct delivery *d, struct mo_error *err)
         if (d->session == NULL)
             return -1;
         smtp_session_set_transcript(d->session, true);
-        d->tmark = 0;
     }
     if (d->was_open)
         stat_add(w, &w->stats.reconnects, 1);
@@ -966,9 +963,6 @@ delivery_run(struct delivery *d)
             delivery_close(d);
             d->has_settings = false;
         }
-        if (d->session != NULL && d->is_open &&
-            smtp_session_transcript_count(d->session) > WORKER_TRANSCRIPT_RECYCLE)
-            delivery_close(d);
         allowed = delivery_allowance(d);
         if (allowed <= 0)
             break;
