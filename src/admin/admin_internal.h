@@ -199,12 +199,6 @@ int admin_bearer_token(const char *value, char *out, size_t out_size);
  */
 #define ADMIN_KEYRING_TTL_MS 1000
 
-struct admin_keyring;
-
-/* Errors: STORAGE. */
-int admin_keyring_open(const char *home, struct admin_keyring **out, struct mo_error *err);
-void admin_keyring_close(struct admin_keyring *k);
-/* True when key is a known, non-revoked key; *id_out (may be NULL) gets its id. */
-bool admin_keyring_verify(struct admin_keyring *k, const char *key, int64_t *id_out);
+/* The keyring's functions are public: admin.h (the SMTP listener checks keys too). */
 
 #endif

@@ -1,11 +1,18 @@
 /*
  * http.c - the HTTP server behind `mailout serve --http`: libmicrohttpd,
- * routing, API keys, request bodies, and the write path that makes "202"
- * mean "committed".
+ * routing, API keys, request bodies, the security headers of every
+ * response, and the write path that makes "202" mean "committed".
+ *
+ * Routing: /api/v1/... is the JSON API for developers (API keys; api.c
+ * parses the bodies). Everything else belongs to the admin panel: http.c
+ * reads its body (at most PANEL_MAX_BODY_BYTES) and hands the request to
+ * panel_handle() (panel.c), which serves the pages and assets and guards its
+ * JSON routes with the login session and the CSRF token.
  *
  * Threads: libmicrohttpd runs one thread per connection
  * (MHD_USE_THREAD_PER_CONNECTION, at most opt->max_connections), so a
- * handler may block. A POST handler validates and composes its message in
+ * handler may block (the panel's connection check does, up to its timeout).
+ * A POST handler of the API validates and composes its message in
  * its own thread (api.c), hands it to the committer and waits on its own
  * condition variable. The committer thread takes everything that arrived
  * while its previous commit ran (up to COMMIT_BATCH_MAX messages or
@@ -23,13 +30,15 @@
  * max_body_bytes: a Content-Length above it is refused (413) before the body
  * is read; a chunked body that passes it is drained and then refused. Each
  * request owns an arena (admin_arena) freed in one call when it completes.
- * Every response: JSON, X-Content-Type-Options: nosniff, Cache-Control:
- * no-store; never a cookie.
- * Leaves out: TLS (listen on loopback or behind a proxy), the panel,
- * HTTP/2, rate limits.
+ * Every response: X-Content-Type-Options: nosniff, a strict
+ * Content-Security-Policy, X-Frame-Options: DENY, Referrer-Policy:
+ * no-referrer; JSON and pages Cache-Control: no-store. The API never sets a
+ * cookie.
+ * Leaves out: TLS (listen on loopback or behind a proxy), HTTP/2, API rate
+ * limits (the panel's login has one).
  * RFCs: 9110 (HTTP semantics), 6750 (bearer tokens), 8259 (JSON).
  */
-#include "admin/admin_internal.h"
+#include "admin/panel_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -645,6 +654,7 @@ struct admin_server {
     pthread_mutex_t read_lock; /* one reader at a time on read_q */
     struct queue *read_q;
     struct accounts accounts;
+    struct panel *panel;
     bool locks_ready;
 };
 
@@ -657,6 +667,9 @@ enum route {
 
 struct request {
     struct admin_arena *arena;
+    bool is_panel;   /* outside /api/v1/: panel.c answers once the body is read */
+    const char *url; /* the panel's: copies in the arena */
+    const char *method;
     enum route route;
     int64_t id;
     struct mo_buf *body; /* POST: set once the request may send its body */
@@ -670,12 +683,35 @@ struct request {
 static const char oom_body[] =
     "{\"errors\":[{\"field\":null,\"message\":\"the server ran out of memory\"}]}";
 
-/* Sends status with body (a reference this steals; NULL: out of memory, 500). */
+/* No inline script or style, nothing from elsewhere, no framing (panel_internal.h). */
+#define CONTENT_SECURITY_POLICY                                                                    \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+/* Adds the headers every response carries, then the caller's, and queues it. */
 static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, json_t *body, const char *const *headers)
+queue_with_headers(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp,
+                   const char *content_type, const char *cache_control, const char *const *headers)
+{
+    enum MHD_Result ret;
+
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
+    MHD_add_response_header(resp, "Content-Security-Policy", CONTENT_SECURITY_POLICY);
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result
+admin_http_json(struct MHD_Connection *c, unsigned status, json_t *body, const char *const *headers)
 {
     struct MHD_Response *resp;
-    enum MHD_Result ret;
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 
     json_decref(body);
@@ -691,24 +727,12 @@ respond(struct MHD_Connection *c, unsigned status, json_t *body, const char *con
     }
     if (resp == NULL)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
-        MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return queue_with_headers(c, status, resp, JSON_TYPE, "no-store", headers);
 }
 
-/* An errors response with one problem. */
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status, const char *field,
-                                     const char *const *headers, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static enum MHD_Result
-respond_error(struct MHD_Connection *c, unsigned status, const char *field,
-              const char *const *headers, const char *fmt, ...)
+enum MHD_Result
+admin_http_error(struct MHD_Connection *c, unsigned status, const char *field,
+                 const char *const *headers, const char *fmt, ...)
 {
     char message[MO_ERROR_TEXT_MAX];
     json_t *body;
@@ -718,13 +742,40 @@ respond_error(struct MHD_Connection *c, unsigned status, const char *field,
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
     body = json_pack("{s:[{s:s?, s:s}]}", "errors", "field", field, "message", message);
-    return respond(c, status, body, headers);
+    return admin_http_json(c, status, body, headers);
 }
 
-static enum MHD_Result
-respond_errors(struct MHD_Connection *c, unsigned status, const struct admin_errors *errs)
+enum MHD_Result
+admin_http_errors(struct MHD_Connection *c, unsigned status, const struct admin_errors *errs)
 {
-    return respond(c, status, admin_errors_json(errs), NULL);
+    return admin_http_json(c, status, admin_errors_json(errs), NULL);
+}
+
+enum MHD_Result
+admin_http_static(struct MHD_Connection *c, unsigned status, const char *content_type,
+                  const void *data, size_t len, bool cacheable, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+
+    if (resp == NULL)
+        return MHD_NO;
+    return queue_with_headers(c, status, resp, content_type, cacheable ? "no-cache" : "no-store",
+                              headers);
+}
+
+enum MHD_Result
+admin_http_redirect(struct MHD_Connection *c, const char *location, const char *const *headers)
+{
+    static const char text[] = "See Other\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    return queue_with_headers(c, MHD_HTTP_SEE_OTHER, resp, "text/plain; charset=utf-8", "no-store",
+                              headers);
 }
 
 /* True when the file system of home has (almost) no room left. */
@@ -754,17 +805,17 @@ respond_failure(struct admin_server *s, struct MHD_Connection *c, const struct m
         field = NULL;
     switch (err->category) {
     case MO_ERR_CONFIG:
-        return respond_error(c, MHD_HTTP_BAD_REQUEST, field, NULL, "%s", err->text);
+        return admin_http_error(c, MHD_HTTP_BAD_REQUEST, field, NULL, "%s", err->text);
     case MO_ERR_STORAGE:
         if (disk_is_full(s->home, err))
-            return respond_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, NULL, NULL,
-                                 "the disk is full: the message was not queued");
+            return admin_http_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, NULL, NULL,
+                                    "the disk is full: the message was not queued");
         mo_log(MO_LOG_ERROR, "http: the queue failed: %s", err->text);
-        return respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, retry,
-                             "%s (the queue is not available: try again later)", err->text);
+        return admin_http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, retry,
+                                "%s (the queue is not available: try again later)", err->text);
     default:
         mo_log(MO_LOG_ERROR, "http: %s: %s", mo_category_name(err->category), err->text);
-        return respond_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "%s", err->text);
+        return admin_http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "%s", err->text);
     }
 }
 
@@ -775,9 +826,9 @@ respond_queued(struct MHD_Connection *c, int64_t id, const char *message_id)
     const char *headers[] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
 
     snprintf(location, sizeof(location), API_PREFIX "/%lld", (long long)id);
-    return respond(c, MHD_HTTP_ACCEPTED,
-                   json_pack("{s:I, s:s?}", "id", (json_int_t)id, "message_id", message_id),
-                   headers);
+    return admin_http_json(c, MHD_HTTP_ACCEPTED,
+                           json_pack("{s:I, s:s?}", "id", (json_int_t)id, "message_id", message_id),
+                           headers);
 }
 
 /* ---- the handlers ---------------------------------------------------------------------- */
@@ -807,10 +858,10 @@ resolve_account(struct admin_server *s, struct MHD_Connection *c, struct request
         return -1;
     }
     if (!exists) {
-        *ret = respond_error(c, MHD_HTTP_BAD_REQUEST, "account", NULL,
-                             "there is no account named \"%.128s\"; set one up with `mailout "
-                             "setup` or `mailout account set%s`",
-                             name, account != NULL ? " --name NAME" : "");
+        *ret = admin_http_error(c, MHD_HTTP_BAD_REQUEST, "account", NULL,
+                                "there is no account named \"%.128s\"; set one up with `mailout "
+                                "setup` or `mailout account set%s`",
+                                name, account != NULL ? " --name NAME" : "");
         return -1;
     }
     return 0;
@@ -840,20 +891,20 @@ handle_send(struct admin_server *s, struct MHD_Connection *c, struct request *r)
     size_t max_bytes = message_limit(s);
 
     if (errs == NULL || m == NULL)
-        return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
+        return admin_http_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
     if (admin_message_parse(r->body->data != NULL ? r->body->data : "", r->body->len, r->arena, m,
                             errs) != 0)
-        return respond_errors(c, MHD_HTTP_BAD_REQUEST, errs);
+        return admin_http_errors(c, MHD_HTTP_BAD_REQUEST, errs);
     if (resolve_account(s, c, r, m->account, &account_from, &ret) != 0)
         return ret;
     if (!m->has_from && account_from == NULL)
-        return respond_error(c, MHD_HTTP_BAD_REQUEST, "from", NULL,
-                             "from is missing and the account has no sender to use instead");
+        return admin_http_error(c, MHD_HTTP_BAD_REQUEST, "from", NULL,
+                                "from is missing and the account has no sender to use instead");
     mo_error_clear(&err);
     if (admin_message_build(m, m->has_from ? &m->from : account_from, max_bytes, r->arena, &qm,
                             errs, &err) != 0) {
         if (errs->n > 0)
-            return respond_errors(c, MHD_HTTP_BAD_REQUEST, errs);
+            return admin_http_errors(c, MHD_HTTP_BAD_REQUEST, errs);
         return respond_failure(s, c, &err);
     }
     return commit_and_respond(s, c, &qm);
@@ -932,17 +983,17 @@ handle_raw(struct admin_server *s, struct MHD_Connection *c, struct request *r)
     q.arena = r->arena;
     q.errs = admin_arena_alloc(r->arena, sizeof(*q.errs));
     if (q.errs == NULL)
-        return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
+        return admin_http_json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, raw_query_arg, &q);
     if (q.errs->n > 0)
-        return respond_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
+        return admin_http_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
     if (resolve_account(s, c, r, q.req.account, &account_from, &ret) != 0)
         return ret;
     mo_error_clear(&err);
     if (admin_raw_prepare(r->body->data != NULL ? r->body->data : "", r->body->len, &q.req,
                           account_from, max_bytes, r->arena, &qm, q.errs, &err) != 0) {
         if (q.errs->n > 0)
-            return respond_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
+            return admin_http_errors(c, MHD_HTTP_BAD_REQUEST, q.errs);
         return respond_failure(s, c, &err);
     }
     return commit_and_respond(s, c, &qm);
@@ -963,13 +1014,13 @@ handle_get(struct admin_server *s, struct MHD_Connection *c, struct request *r)
     if (rc != 0) {
         queue_message_info_clear(&info);
         if (err.category == MO_ERR_CONFIG)
-            return respond_error(c, MHD_HTTP_NOT_FOUND, "id", NULL, "there is no message %lld",
-                                 (long long)r->id);
+            return admin_http_error(c, MHD_HTTP_NOT_FOUND, "id", NULL, "there is no message %lld",
+                                    (long long)r->id);
         return respond_failure(s, c, &err);
     }
     body = admin_message_info_json(&info);
     queue_message_info_clear(&info);
-    return respond(c, MHD_HTTP_OK, body, NULL);
+    return admin_http_json(c, MHD_HTTP_OK, body, NULL);
 }
 
 /* ---- routing, keys, bodies ------------------------------------------------------------- */
@@ -1010,17 +1061,73 @@ check_key(struct admin_server *s, struct MHD_Connection *c, bool *ok)
 
     *ok = false;
     if (value == NULL)
-        return respond_error(c, MHD_HTTP_UNAUTHORIZED, NULL, challenge,
-                             "an API key is needed: send \"Authorization: Bearer KEY\" (make a "
-                             "key with `mailout apikey create NAME`)");
+        return admin_http_error(c, MHD_HTTP_UNAUTHORIZED, NULL, challenge,
+                                "an API key is needed: send \"Authorization: Bearer KEY\" (make a "
+                                "key with `mailout apikey create NAME`)");
     valid = admin_bearer_token(value, key, sizeof(key)) == 0 &&
             admin_keyring_verify(s->keys, key, NULL);
     mo_wipe(key, sizeof(key));
     if (!valid)
-        return respond_error(c, MHD_HTTP_UNAUTHORIZED, NULL, invalid,
-                             "the API key is not valid or was revoked");
+        return admin_http_error(c, MHD_HTTP_UNAUTHORIZED, NULL, invalid,
+                                "the API key is not valid or was revoked");
     *ok = true;
     return MHD_YES;
+}
+
+/* Refuses a declared body above max_bytes (413); 0 when the request may go on. */
+static int
+check_length(struct MHD_Connection *c, size_t max_bytes, enum MHD_Result *ret)
+{
+    const char *length =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long n;
+
+    if (length == NULL)
+        return 0;
+    errno = 0;
+    n = strtoull(length, &end, 10);
+    if (errno == 0 && end != length && *end == '\0' && n > max_bytes) {
+        *ret = admin_http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+                                "the request body (%llu bytes) is larger than the limit of %zu "
+                                "bytes",
+                                n, max_bytes);
+        return -1;
+    }
+    return 0;
+}
+
+/* Gives r a body buffer of at most max_bytes. */
+static enum MHD_Result
+body_begin(struct request *r, size_t max_bytes)
+{
+    r->body = admin_arena_alloc(r->arena, sizeof(*r->body));
+    if (r->body == NULL)
+        return MHD_NO;
+    mo_buf_init(r->body, max_bytes);
+    if (admin_arena_defer(r->arena, buf_free_cb, r->body) != 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+/* The first call for a panel request: keep the URL and method, make room for a body. */
+static enum MHD_Result
+panel_begin(struct admin_server *s, struct request *r, struct MHD_Connection *c, const char *url,
+            const char *method)
+{
+    enum MHD_Result ret;
+
+    (void)s;
+    r->is_panel = true;
+    r->url = admin_arena_strndup(r->arena, url, strlen(url));
+    r->method = admin_arena_strndup(r->arena, method, strlen(method));
+    if (r->url == NULL || r->method == NULL)
+        return MHD_NO;
+    if (!panel_method_has_body(method))
+        return MHD_YES; /* answered on the next call, so the connection stays open */
+    if (check_length(c, PANEL_MAX_BODY_BYTES, &ret) != 0)
+        return ret;
+    return body_begin(r, PANEL_MAX_BODY_BYTES);
 }
 
 /* The first call for a request: route, method, key, declared size. */
@@ -1033,19 +1140,21 @@ request_begin(struct admin_server *s, struct request *r, struct MHD_Connection *
     bool is_get =
         strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    const char *length;
     enum MHD_Result ret;
     bool ok;
 
+    if (strncmp(url, "/api/", 5) != 0)
+        return panel_begin(s, r, c, url, method);
     r->route = route_of(url, &r->id);
     if (r->route == ROUTE_NONE)
-        return respond_error(c, MHD_HTTP_NOT_FOUND, NULL, NULL, "there is nothing at %.200s", url);
+        return admin_http_error(c, MHD_HTTP_NOT_FOUND, NULL, NULL, "there is nothing at %.200s",
+                                url);
     if (r->route == ROUTE_GET && !is_get)
-        return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_get,
-                             "%.16s is not allowed here; use GET", method);
+        return admin_http_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_get,
+                                "%.16s is not allowed here; use GET", method);
     if (r->route != ROUTE_GET && !is_post)
-        return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_post,
-                             "%.16s is not allowed here; use POST", method);
+        return admin_http_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow_post,
+                                "%.16s is not allowed here; use POST", method);
     ret = check_key(s, c, &ok);
     if (!ok)
         return ret;
@@ -1056,28 +1165,11 @@ request_begin(struct admin_server *s, struct request *r, struct MHD_Connection *
     }
     if (r->route == ROUTE_RAW && !raw_content_type_ok(MHD_lookup_connection_value(
                                      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL, NULL,
-                             "send the message with Content-Type: message/rfc822");
-    length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length != NULL) {
-        char *end = NULL;
-        unsigned long long n;
-
-        errno = 0;
-        n = strtoull(length, &end, 10);
-        if (errno == 0 && end != length && *end == '\0' && n > s->max_body_bytes)
-            return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
-                                 "the request body (%llu bytes) is larger than the limit of %zu "
-                                 "bytes",
-                                 n, s->max_body_bytes);
-    }
-    r->body = admin_arena_alloc(r->arena, sizeof(*r->body));
-    if (r->body == NULL)
-        return MHD_NO;
-    mo_buf_init(r->body, s->max_body_bytes);
-    if (admin_arena_defer(r->arena, buf_free_cb, r->body) != 0)
-        return MHD_NO;
-    return MHD_YES;
+        return admin_http_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL, NULL,
+                                "send the message with Content-Type: message/rfc822");
+    if (check_length(c, s->max_body_bytes, &ret) != 0)
+        return ret;
+    return body_begin(r, s->max_body_bytes);
 }
 
 static enum MHD_Result
@@ -1110,20 +1202,25 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         if (r->too_big) {
             /* libmicrohttpd answers only once the body is read: drain it, within reason */
             r->discarded += *upload_data_size;
-            if (r->discarded > 4 * (uint64_t)s->max_body_bytes + 16 * 1024 * 1024)
+            if (r->is_panel || r->discarded > 4 * (uint64_t)s->max_body_bytes + 16 * 1024 * 1024)
                 return MHD_NO;
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->is_panel && r->body == NULL)
+        return panel_handle(s->panel, c, r->arena, r->url, r->method, NULL, 0);
     if (r->route == ROUTE_GET && r->is_authorized)
         return handle_get(s, c, r);
     if (r->body == NULL)
         return MHD_NO; /* answered already; not called again in practice */
     if (r->too_big)
-        return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
-                             "the request body is larger than the limit of %zu bytes",
-                             s->max_body_bytes);
+        return admin_http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL,
+                                "the request body is larger than the limit of %zu bytes",
+                                r->is_panel ? (size_t)PANEL_MAX_BODY_BYTES : s->max_body_bytes);
+    if (r->is_panel)
+        return panel_handle(s->panel, c, r->arena, r->url, r->method,
+                            r->body->data != NULL ? r->body->data : "", r->body->len);
     return r->route == ROUTE_RAW ? handle_raw(s, c, r) : handle_send(s, c, r);
 }
 
@@ -1234,7 +1331,8 @@ admin_start(const struct admin_options *opt, struct admin_server **out, struct m
     if (admin_keyring_open(s->home, &s->keys, err) != 0 ||
         account_store_open(s->home, &s->accounts.store, err) != 0 ||
         queue_open(s->home, NULL, &s->read_q, err) != 0 ||
-        committer_start(&s->committer, s->home, err) != 0)
+        committer_start(&s->committer, s->home, err) != 0 ||
+        panel_open(s->home, &s->panel, err) != 0)
         goto out;
     s->mhd =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -1272,6 +1370,7 @@ admin_stop(struct admin_server *s)
     if (s->mhd != NULL)
         MHD_stop_daemon(s->mhd);
     committer_stop(&s->committer);
+    panel_close(s->panel);
     if (s->read_q != NULL)
         queue_close(s->read_q);
     admin_keyring_close(s->keys);

@@ -34,6 +34,8 @@ int cli_queue_main(int argc, char **argv);
 int cli_sendmail_main(int argc, char **argv);
 /* `mailout apikey create|list|revoke`. */
 int cli_apikey_main(int argc, char **argv);
+/* `mailout admin password`: sets the admin panel's password. */
+int cli_admin_main(int argc, char **argv);
 
 /* JSON shapes shared by the commands (json.c). */
 #include <jansson.h>

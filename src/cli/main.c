@@ -26,6 +26,7 @@ usage(FILE *out)
           "  queue        list, show, retry or drop queued messages; run delivery once\n"
           "  sendmail     queue a message like sendmail does (PHP's mail(), cron)\n"
           "  apikey       create, list or revoke API keys for the HTTP API\n"
+          "  admin        set the admin panel's password (admin password)\n"
           "\n"
           "--home DIR (or MAILOUT_HOME) is the data folder; default ~/.local/share/mailout.\n"
           "Run `mailout COMMAND --help` for a command's options.\n",
@@ -41,7 +42,7 @@ static const struct command commands[] = {
     {"send", cli_send_main},   {"account", cli_account_main}, {"test", cli_test_main},
     {"setup", cli_setup_main}, {"detect", cli_detect_main},   {"providers", cli_providers_main},
     {"serve", cli_serve_main}, {"queue", cli_queue_main},     {"sendmail", cli_sendmail_main},
-    {"apikey", cli_apikey_main},
+    {"apikey", cli_apikey_main}, {"admin", cli_admin_main},
 };
 
 /* Invoked as `sendmail` (a symlink), mailout is the sendmail command itself. */

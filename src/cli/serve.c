@@ -20,6 +20,7 @@
 
 #include "admin/admin.h"
 #include "cli/cli.h"
+#include "listener/listener.h"
 #include "queue/queue.h"
 #include "worker/worker.h"
 
@@ -65,10 +66,22 @@ serve_usage(FILE *out)
 {
     fputs("usage: mailout serve [--http ADDR:PORT | --no-http] [--no-worker]\n"
           "                     [--max-body BYTES] [--timeout SECONDS] [--quiet]\n"
+          "                     [--smtp ADDR:PORT [--smtp-cert FILE --smtp-key FILE]\n"
+          "                      [--smtp-require-auth] [--smtp-max-size BYTES]\n"
+          "                      [--smtp-max-recipients N] [--smtp-max-connections N]\n"
+          "                      [--smtp-rate N]]\n"
           "\n"
           "Runs the service: the HTTP API and admin panel (default " SERVE_DEFAULT_HTTP "),\n"
           "the delivery worker, and the spool import. SIGTERM stops it after the messages\n"
-          "in flight; SIGHUP reloads the accounts.\n",
+          "in flight; SIGHUP reloads the accounts.\n"
+          "\n"
+          "--smtp ADDR:PORT also accepts mail over SMTP (off unless given), e.g.\n"
+          "127.0.0.1:2525: each message is queued before the 250. AUTH PLAIN/LOGIN takes an\n"
+          "API key as the password (any user name); on loopback it is optional unless\n"
+          "--smtp-require-auth. Any other address needs --smtp-cert and --smtp-key:\n"
+          "clients there must use STARTTLS and AUTH. Limits: --smtp-max-size (default 25 MB),\n"
+          "--smtp-max-recipients (1000), --smtp-max-connections (100), --smtp-rate\n"
+          "(messages per minute per client address; default no limit).\n",
           out);
 }
 
@@ -84,7 +97,23 @@ sleep_ms(int ms)
 int
 cli_serve_main(int argc, char **argv)
 {
-    enum { O_HTTP = 600, O_NO_HTTP, O_NO_WORKER, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
+    enum {
+        O_HTTP = 600,
+        O_NO_HTTP,
+        O_NO_WORKER,
+        O_MAX_BODY,
+        O_TIMEOUT,
+        O_QUIET,
+        O_HELP,
+        O_SMTP,
+        O_SMTP_CERT,
+        O_SMTP_KEY,
+        O_SMTP_REQUIRE_AUTH,
+        O_SMTP_MAX_SIZE,
+        O_SMTP_MAX_RCPTS,
+        O_SMTP_MAX_CONNS,
+        O_SMTP_RATE,
+    };
     static const struct option opts[] = {
         {"http", required_argument, NULL, O_HTTP},
         {"no-http", no_argument, NULL, O_NO_HTTP},
@@ -93,10 +122,20 @@ cli_serve_main(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
+        {"smtp", required_argument, NULL, O_SMTP},
+        {"smtp-cert", required_argument, NULL, O_SMTP_CERT},
+        {"smtp-key", required_argument, NULL, O_SMTP_KEY},
+        {"smtp-require-auth", no_argument, NULL, O_SMTP_REQUIRE_AUTH},
+        {"smtp-max-size", required_argument, NULL, O_SMTP_MAX_SIZE},
+        {"smtp-max-recipients", required_argument, NULL, O_SMTP_MAX_RCPTS},
+        {"smtp-max-connections", required_argument, NULL, O_SMTP_MAX_CONNS},
+        {"smtp-rate", required_argument, NULL, O_SMTP_RATE},
         {NULL, 0, NULL, 0},
     };
     struct admin_options aopt;
     struct admin_server *admin = NULL;
+    struct listener_options lopt;
+    struct listener_server *listener = NULL;
     struct worker_thread wt;
     struct account_store *st = NULL;
     struct queue *q = NULL;
@@ -112,6 +151,7 @@ cli_serve_main(int argc, char **argv)
     int c;
 
     memset(&aopt, 0, sizeof(aopt));
+    memset(&lopt, 0, sizeof(lopt));
     memset(&wt, 0, sizeof(wt));
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,10 +185,54 @@ cli_serve_main(int argc, char **argv)
         case O_HELP:
             serve_usage(stdout);
             return CLI_EXIT_OK;
+        case O_SMTP:
+            lopt.listen = optarg;
+            break;
+        case O_SMTP_CERT:
+            lopt.cert_file = optarg;
+            break;
+        case O_SMTP_KEY:
+            lopt.key_file = optarg;
+            break;
+        case O_SMTP_REQUIRE_AUTH:
+            lopt.require_auth = true;
+            break;
+        case O_SMTP_MAX_SIZE:
+            /* the queue takes at most 50 MB (queue.h); leave room for the added headers */
+            if (mo_parse_long(optarg, 1024, 50000000, &v) != 0) {
+                fprintf(stderr, "mailout serve: --smtp-max-size must be 1024 to 50000000 bytes\n");
+                return CLI_EXIT_USAGE;
+            }
+            lopt.max_message_bytes = (size_t)v;
+            break;
+        case O_SMTP_MAX_RCPTS:
+        case O_SMTP_MAX_CONNS:
+        case O_SMTP_RATE:
+            if (mo_parse_long(optarg, 1, 100000, &v) != 0) {
+                fprintf(stderr, "mailout serve: --%s must be a number from 1 to 100000\n",
+                        c == O_SMTP_MAX_RCPTS   ? "smtp-max-recipients"
+                        : c == O_SMTP_MAX_CONNS ? "smtp-max-connections"
+                                                : "smtp-rate");
+                return CLI_EXIT_USAGE;
+            }
+            if (c == O_SMTP_MAX_RCPTS)
+                lopt.max_recipients = (unsigned)v;
+            else if (c == O_SMTP_MAX_CONNS)
+                lopt.max_connections = (unsigned)v;
+            else
+                lopt.rate_per_minute = (unsigned)v;
+            break;
         default:
             serve_usage(stderr);
             return CLI_EXIT_USAGE;
         }
+    }
+    if (lopt.listen == NULL &&
+        (lopt.cert_file != NULL || lopt.key_file != NULL || lopt.require_auth ||
+         lopt.max_message_bytes != 0 || lopt.max_recipients != 0 || lopt.max_connections != 0 ||
+         lopt.rate_per_minute != 0)) {
+        fprintf(stderr, "mailout serve: the --smtp-... options need --smtp ADDR:PORT\n");
+        return CLI_EXIT_USAGE;
     }
     mo_log_init(quiet ? MO_LOG_WARN : MO_LOG_INFO);
 
@@ -179,6 +263,15 @@ cli_serve_main(int argc, char **argv)
             goto out;
         }
     }
+    if (lopt.listen != NULL) {
+        lopt.home = cli_home();
+        if (listener_start(&lopt, &listener, &err) != 0) {
+            fprintf(stderr, "mailout serve: --%s: %s\n", err.field != NULL ? err.field : "smtp",
+                    err.text);
+            code = err.category == MO_ERR_CONFIG ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+            goto out;
+        }
+    }
     if (with_worker) {
         wt.opt.home = cli_home();
         wt.opt.stop = &serve_stop;
@@ -192,6 +285,9 @@ cli_serve_main(int argc, char **argv)
     printf("mailout serve: data folder %s\n", cli_home());
     if (http != NULL)
         printf("mailout serve: admin panel and API on http://%s/\n", http);
+    if (listener != NULL)
+        printf("mailout serve: SMTP submission on %s (port %u)\n", lopt.listen,
+               listener_port(listener));
     printf("mailout serve: %s; stop with Ctrl-C or SIGTERM\n",
            with_worker ? "delivering queued mail" : "not delivering (--no-worker)");
     fflush(stdout);
@@ -210,6 +306,7 @@ cli_serve_main(int argc, char **argv)
     code = CLI_EXIT_OK;
 out:
     serve_stop = 1;
+    listener_stop(listener);
     admin_stop(admin);
     if (worker_started) {
         pthread_join(worker_tid, NULL);
