@@ -138,6 +138,9 @@ account_store_open(const char *home, struct account_store **out, struct mo_error
         goto out;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    /* Short-lived processes (sendmail, the CLI) must not pay a checkpoint on exit; the
+     * service's commits checkpoint as the WAL grows. */
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      &msg) != SQLITE_OK ||
         sqlite3_exec(st->db, store_schema, NULL, NULL, &msg) != SQLITE_OK) {

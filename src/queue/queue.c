@@ -489,6 +489,9 @@ queue_open(const char *home, const struct queue_options *opt, struct queue **out
         goto out;
     }
     sqlite3_busy_timeout(q->db, Q_BUSY_TIMEOUT_MS);
+    /* Short-lived processes (sendmail, the CLI) must not pay a checkpoint on exit; the
+     * service's commits checkpoint as the WAL grows. */
+    sqlite3_db_config(q->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     if (sqlite3_db_readonly(q->db, "main") == 1) {
         mo_error_set(err, MO_ERR_STORAGE, "home",
                      "the database %s is read-only (run mailout as the user that owns the data "
