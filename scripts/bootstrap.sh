@@ -19,7 +19,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config ca-certificates
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm
   postfix dovecot-core python3 python3-aiosmtpd openssl curl msmtp swaks
   valgrind time procps python3-pytest dnsmasq-base tmux
-  php-cli php-mbstring)
+  php-cli php-mbstring chromium wrk)
 
 pkgs=("${build_pkgs[@]}")
 [ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")
@@ -42,7 +42,11 @@ fi
 
 if [ "$want_test" -eq 1 ]; then
   here="$(cd "$(dirname "$0")/.." && pwd)"
-  if [ ! -d "$here/tests/node/node_modules/smtp-server" ]; then
-    (cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error)
+  if [ ! -d "$here/tests/node/node_modules/smtp-server" ] || [ ! -d "$here/tests/node/node_modules/nodemailer" ]; then
+    (cd "$here/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # playwright-core drives Debian's chromium; it never downloads a browser of its own.
+  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+    (cd "$here/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -10,6 +10,7 @@ bash scripts/bootstrap.sh
 if [ -f build/build.ninja ]; then meson setup --reconfigure build >/dev/null; else meson setup build >/dev/null; fi
 meson compile -C build >/dev/null
 home="${MAILOUT_HOME:-$PWD/data}"
-echo "mailout: built ./build/src/cli/mailout; set up an account with:"
-echo "  ./build/src/cli/mailout --home $home setup"
+echo "mailout: open http://${MAILOUT_HTTP:-127.0.0.1:8025}/ in a browser on this machine:"
+echo "  create the admin password, then Configuration > System > General > Mail (SMTP)."
+echo "  (or in a terminal: ./build/src/cli/mailout --home $home setup)"
 exec ./build/src/cli/mailout --home "$home" serve --http "${MAILOUT_HTTP:-127.0.0.1:8025}"

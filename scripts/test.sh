@@ -50,3 +50,9 @@ done
 
 step "integration tests against real SMTP servers"
 MAILOUT_BIN="$root/build/src/cli/mailout" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+step "the admin panel in a real browser (Debian's chromium, playwright-core)"
+mkdir -p "$root/build/browser-artifacts"
+MAILOUT_BIN="$root/build/src/cli/mailout" MAILOUT_BROWSER_ARTIFACTS="$root/build/browser-artifacts" \
+  node --test tests/browser/
+echo "screenshots: build/browser-artifacts/"

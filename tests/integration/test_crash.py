@@ -12,8 +12,9 @@ How it runs (one test; 5,000 messages take about 15 s on 2 cores):
      A Message-ID counts as accepted only after its 202 or its exit 0.
   2. Delivering: `serve --no-http` delivers to aiosmtpd; at random moments while the server's
      count of received messages grows, the test sends SIGKILL, and starts the service again.
-  3. Draining: after the last kill the service runs until nothing is queued, deferred,
-     sending or uncertain; then SIGTERM.
+  3. Draining: after the last kill the uncertain messages, which sat out their "grace period"
+     while the rest went out, are resent, and the service runs until nothing is queued,
+     deferred, sending or uncertain; then SIGTERM.
 
 Two stand-ins, each for a knob the service does not have yet (the docstring of the function
 says which knob replaces it):
