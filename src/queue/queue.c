@@ -411,6 +411,18 @@ q_prepare_schema(struct queue *q, const char *path, struct mo_error *err)
                " PRAGMA journal_size_limit=67108864;",
                "the queue could not be opened", err) != 0)
         goto out;
+    /* Most opens find the tables made: a read says so without taking the write lock or
+     * running the script (whose counts would scan the whole queue on every open). */
+    if (sqlite3_prepare_v2(q->db, "SELECT value FROM queue_meta WHERE key = 'schema_version'", -1,
+                           &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW &&
+        mo_parse_long((const char *)sqlite3_column_text(stmt, 0), 1, 1000000, &version) == 0 &&
+        version == Q_SCHEMA_VERSION) {
+        rc = 0;
+        goto out;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
     if (q_begin_write(q, "the queue's tables could not be made", err) != 0)
         goto out;
     if (q_exec(q, q_schema, "the queue's tables could not be made", err) != 0)

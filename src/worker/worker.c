@@ -48,6 +48,7 @@
 #define WORKER_OPEN_TRIES 2               /* failed opens per batch before deferring the rest */
 #define WORKER_TRANSCRIPT_MAX (64 * 1024) /* bytes of transcript kept per attempt */
 #define WORKER_FINISH_TRIES 5
+#define WORKER_RECOVER_EVERY_MS 10000
 #define WORKER_IDLE_RUNS_MAX 3 /* once: give up on an account whose threads claim nothing */
 
 /* ---- shared state ------------------------------------------------------------ */
@@ -75,6 +76,7 @@ struct worker {
     char owner[64];
     int batch;
     int lease_s;
+    struct queue_options qopt; /* for every queue connection of this worker */
     int max_connections;
     int64_t cooldown_s;
 
@@ -943,7 +945,7 @@ delivery_run(struct delivery *d)
     struct worker *w = d->w;
     struct mo_error err;
 
-    if (queue_open(w->home, NULL, &d->q, &err) != 0 ||
+    if (queue_open(w->home, &w->qopt, &d->q, &err) != 0 ||
         account_store_open(w->home, &d->st, &err) != 0 || breaker_open(w->home, &d->b, &err) != 0) {
         mo_log(MO_LOG_ERROR, "account \"%s\": %s", d->acct->name, err.text);
         return;
@@ -1245,6 +1247,22 @@ worker_pass(struct worker *w, struct queue *q, struct breaker *b, struct account
     return started;
 }
 
+
+/* Marks claims whose lease expired (their worker died) as uncertain, and says so. */
+static void
+worker_recover(struct queue *q)
+{
+    struct mo_error e;
+    size_t recovered = 0;
+
+    if (queue_recover(q, &recovered, &e) != 0)
+        mo_log(MO_LOG_ERROR, "cannot recover expired claims: %s", e.text);
+    else if (recovered > 0)
+        mo_log(MO_LOG_WARN,
+               "%zu messages were in flight when a worker stopped; they are marked uncertain",
+               recovered);
+}
+
 int
 worker_run(const struct worker_options *opt, struct mo_error *err)
 {
@@ -1253,7 +1271,7 @@ worker_run(const struct worker_options *opt, struct mo_error *err)
     struct breaker *b = NULL;
     struct account_store *st = NULL;
     struct mo_error e;
-    size_t recovered = 0;
+    int64_t last_recover_ms;
     int rc = -1;
 
     memset(&w, 0, sizeof(w));
@@ -1272,7 +1290,8 @@ worker_run(const struct worker_options *opt, struct mo_error *err)
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
 
-    if (queue_open(opt->home, NULL, &q, err) != 0)
+    w.qopt.grace_s = opt->uncertain_grace_s;
+    if (queue_open(opt->home, &w.qopt, &q, err) != 0)
         goto out;
     if (breaker_open(opt->home, &b, err) != 0)
         goto out;
@@ -1281,16 +1300,18 @@ worker_run(const struct worker_options *opt, struct mo_error *err)
         mo_log(MO_LOG_WARN, "%s", e.text);
         st = NULL;
     }
-    if (queue_recover(q, &recovered, &e) != 0)
-        mo_log(MO_LOG_ERROR, "cannot recover expired claims: %s", e.text);
-    else if (recovered > 0)
-        mo_log(MO_LOG_WARN,
-               "%zu messages were in flight when a worker stopped; they are marked uncertain",
-               recovered);
+    worker_recover(q);
+    last_recover_ms = mo_now_ms();
     rc = 0;
     while (!worker_stopping(&w)) {
         size_t started;
         size_t active;
+
+        /* Claims of a worker that died after this one started expire while it runs. */
+        if (mo_now_ms() - last_recover_ms >= WORKER_RECOVER_EVERY_MS) {
+            worker_recover(q);
+            last_recover_ms = mo_now_ms();
+        }
 
         if (opt->reload != NULL && __atomic_exchange_n(opt->reload, 0, __ATOMIC_RELAXED) != 0) {
             pthread_mutex_lock(&w.mu);

@@ -42,6 +42,8 @@ struct worker_options {
     const char *name;              /* this worker's name in leases; NULL: "worker-<pid>" */
     int batch;                     /* messages claimed at a time; 0: 50 */
     int lease_s;                   /* lease of a claim; 0: 300 */
+    int64_t uncertain_grace_s;     /* resend an uncertain message after this; 0: the queue's
+                                      default (30 minutes) */
     int max_connections;           /* per account unless the account says; 0: 2 */
     int timeout_s;                 /* caps every SMTP wait; 0: RFC defaults */
     int64_t breaker_cooldown_s;    /* how long an auth/quota failure pauses an account; 0: 900 */
