@@ -131,6 +131,8 @@ start_sink() { # port logfile [cpu]
 }
 
 cp "$MAILOUT_SRC" "$TMP/mailout" || die "cannot copy $MAILOUT_SRC"
+# The small sendmail program PHP would run, when it was built beside mailout.
+[ -x "$(dirname "$MAILOUT_SRC")/mailout-sendmail" ] && cp "$(dirname "$MAILOUT_SRC")/mailout-sendmail" "$TMP/mailout-sendmail"
 MAILOUT=$TMP/mailout
 MAILOUT_SUM=$(sha256sum "$MAILOUT" | cut -c1-12)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
