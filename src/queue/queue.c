@@ -93,7 +93,6 @@ static const char *const q_schema =
     "CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_attempt_at);"
     "CREATE INDEX IF NOT EXISTS messages_account ON messages(account, state, next_attempt_at);"
     "CREATE INDEX IF NOT EXISTS messages_state_time ON messages(state, updated_at);"
-    "CREATE INDEX IF NOT EXISTS messages_state ON messages(state);"
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
     "CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id);"
     /*
