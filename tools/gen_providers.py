@@ -22,8 +22,9 @@ What the TSV does not say is decided here, each with its reason:
   - daily_limit is parsed from known_send_limits only when it says "N/day" (messages, not
     recipients).
 The generated file also carries the lookup functions (TEMPLATE_LOOKUPS), so providers.c is
-self-contained. Leaves out: the "custom" (own server) choice, which is a NULL provider, and the
-local sandbox server (added separately).
+self-contained. The local sandbox ("Sandbox (local test inbox)", src/sandbox/) is not research
+but mailout's own server: it is a built-in row here (BUILTIN_ROWS), appended to the TSV's rows.
+Leaves out: the "custom" (own server) choice, which is a NULL provider.
 Stdlib only (Debian's /usr/bin/python3).
 """
 
@@ -72,9 +73,26 @@ FLAGS = {
     "STRIP_PASSWORD_SPACES": {"gmail", "google-workspace", "fastmail", "aol", "verizon"},
     # Passwords and app passwords are refused: 535 5.7.139 (section 2; section 12).
     "OAUTH_ONLY": {"outlook-com"},
+    # A server on this machine: mailout's own sandbox receiver (src/sandbox/sandbox.h).
+    "LOCAL": {"sandbox"},
 }
 FLAG_ORDER = ["DOTS_IGNORED", "PLUS_TAGS", "SENDER_MUST_MATCH", "REWRITES_FROM",
-              "STRIP_PASSWORD_SPACES", "OAUTH_ONLY"]
+              "STRIP_PASSWORD_SPACES", "OAUTH_ONLY", "LOCAL"]
+
+# Rows that are not research: mailout's own local test inbox. The port is a placeholder
+# (SANDBOX_DEFAULT_PORT): `mailout serve` records the sandbox listener's real port in the data
+# folder and puts it into every sandbox account. Same columns as the TSV.
+BUILTIN_ROWS = [
+    {"id": "sandbox", "display_name": "Sandbox (local test inbox)", "email_domains": "-",
+     "smtp_host": "127.0.0.1", "port_starttls": "2526", "port_implicit_tls": "-",
+     "username_format": "fixed:sandbox", "needs_app_password": "no", "oauth2_supported": "no",
+     "known_send_limits": "-", "help_url_app_password": "-", "source_url": "-",
+     "mx_suffixes": "-",
+     "notes": "Letters go to the sandbox inbox in mailout's data folder, not to the internet: "
+              "see them in the admin panel (Sandbox inbox) or with `mailout sandbox list`. A real "
+              "SMTP conversation with STARTTLS and AUTH; faults of real providers can be switched "
+              "on with `mailout sandbox fault`."},
+]
 
 # Hosts of aggregators, forums and third-party guides: fine as research sources, not as the
 # page we send a shop owner to.
@@ -262,6 +280,8 @@ def read_table(path):
                 raise TableError("%s line %d: %d fields, want %d"
                                  % (path, lineno, len(fields), len(COLUMNS)))
             rows.append(parse_row(dict(zip(COLUMNS, fields)), lineno))
+    for i, row in enumerate(BUILTIN_ROWS):
+        rows.append(parse_row(row, -1 - i))
     check_table(rows)
     return rows
 

@@ -683,10 +683,18 @@ struct request {
 static const char oom_body[] =
     "{\"errors\":[{\"field\":null,\"message\":\"the server ran out of memory\"}]}";
 
-/* No inline script or style, nothing from elsewhere, no framing (panel_internal.h). */
+/* No inline script or style, nothing from elsewhere, no framing (panel_internal.h). Frames:
+ * only the panel's own (the sandbox inbox's letter HTML, admin_http_sandboxed_html). */
 #define CONTENT_SECURITY_POLICY                                                                    \
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; "           \
+    "base-uri 'none'"
+
+/* A letter's HTML: a sandbox (no script, no forms, an opaque origin), no request anywhere
+ * (inline styles and data: images only), framed by the panel alone. */
+#define SANDBOXED_HTML_POLICY                                                                      \
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "                      \
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 
 /* Adds the headers every response carries, then the caller's, and queues it. */
 static enum MHD_Result
@@ -761,6 +769,55 @@ admin_http_static(struct MHD_Connection *c, unsigned status, const char *content
     if (resp == NULL)
         return MHD_NO;
     return queue_with_headers(c, status, resp, content_type, cacheable ? "no-cache" : "no-store",
+                              headers);
+}
+
+enum MHD_Result
+admin_http_sandboxed_html(struct MHD_Connection *c, const char *html, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)html, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    /* not queue_with_headers: this one response may be framed, by the panel only */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "Content-Security-Policy", SANDBOXED_HTML_POLICY);
+    MHD_add_response_header(resp, "X-Frame-Options", "SAMEORIGIN");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result
+admin_http_download(struct MHD_Connection *c, const void *data, size_t len, const char *filename)
+{
+    char disposition[300];
+    size_t o = 0;
+    const char *headers[] = {"Content-Disposition", disposition, NULL};
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+
+    if (resp == NULL)
+        return MHD_NO;
+    /* a plain ASCII name: anything that could break the header becomes "_" */
+    o = (size_t)snprintf(disposition, sizeof(disposition), "attachment; filename=\"");
+    for (const char *p = filename; *p != '\0' && o + 3 < sizeof(disposition); p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        disposition[o++] =
+            ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '/' && ch != ';' ? (char)ch
+                                                                                         : '_';
+    }
+    if (o == sizeof("attachment; filename=\"") - 1)
+        disposition[o++] = '_';
+    disposition[o++] = '"';
+    disposition[o] = '\0';
+    return queue_with_headers(c, MHD_HTTP_OK, resp, "application/octet-stream", "no-store",
                               headers);
 }
 

@@ -562,6 +562,9 @@ handle_api(struct panel_req *r)
     ret = panel_log_route(r, &handled);
     if (handled)
         return ret;
+    ret = panel_sandbox_route(r, &handled);
+    if (handled)
+        return ret;
     return admin_http_error(r->c, MHD_HTTP_NOT_FOUND, NULL, NULL, "there is nothing at %s %.200s",
                             r->method, r->path);
 }

@@ -214,6 +214,8 @@ enum MHD_Result panel_fail(struct panel_req *r, const struct mo_error *err, bool
 enum MHD_Result panel_api_route(struct panel_req *r, bool *handled);
 /* dashboard, messages..., tests/ID. */
 enum MHD_Result panel_log_route(struct panel_req *r, bool *handled);
+/* sandbox (the local test inbox's letters and fault switch), sandbox/fault, sandbox/ID. */
+enum MHD_Result panel_sandbox_route(struct panel_req *r, bool *handled);
 
 /*
  * The test-letter log: every confirmation letter sent from the panel, kept
@@ -254,6 +256,24 @@ int panel_test_log_add(struct panel *p, const struct panel_test_record *t, int64
  * memory.
  */
 json_t *panel_preview_json(const char *msg, size_t len);
+
+/*
+ * For the sandbox inbox (panel_sandbox.c): attachment < 0 puts the first
+ * text/html part, decoded to UTF-8 (at most max_bytes), into out; otherwise
+ * the attachment of that number (0-based, in panel_preview_json's order),
+ * decoded from its transfer encoding (at most max_bytes), with its media type
+ * and file name. 0 ok; -1 there is no such part.
+ */
+int panel_preview_extract(const char *msg, size_t len, long attachment, size_t max_bytes,
+                          struct mo_buf *out, char *type, size_t type_size, char *name,
+                          size_t name_size);
+
+/* A letter's HTML for an <iframe sandbox>: its own strict CSP (sandbox, no script, no
+ * network: inline styles and data: images only), framable by the panel alone. http.c */
+enum MHD_Result admin_http_sandboxed_html(struct MHD_Connection *c, const char *html, size_t len);
+/* Bytes to download (application/octet-stream, Content-Disposition: attachment). http.c */
+enum MHD_Result admin_http_download(struct MHD_Connection *c, const void *data, size_t len,
+                                    const char *filename);
 
 /*
  * s as a JSON string even when it is not valid UTF-8 (a server's reply, a

@@ -49,6 +49,16 @@ struct preview {
     bool plain_truncated;
     bool html_truncated;
     size_t parts;
+    size_t text_max; /* bytes kept of a text part (PANEL_PREVIEW_MAX_BYTES) */
+    /* panel_preview_extract: the attachment wanted (-1: none) and where it goes */
+    long want_attachment;
+    long n_attachments;
+    struct mo_buf *attachment;
+    bool attachment_found;
+    char *attachment_type;
+    size_t attachment_type_size;
+    char *attachment_name;
+    size_t attachment_name_size;
 };
 
 /* ---- small text helpers ------------------------------------------------------------------ */
@@ -488,7 +498,15 @@ walk(struct preview *pv, const char *part, size_t len, int depth, const char *de
     is_attachment = name.len > 0 || (disp != NULL && strncasecmp(disp, "attachment", 10) == 0) ||
                     (strncmp(type, "text/", 5) != 0 && strncmp(type, "multipart/", 10) != 0);
     if (is_attachment) {
-        if (json_array_size(pv->attachments) < PANEL_PREVIEW_MAX_ATTACHMENTS)
+        if (pv->attachment != NULL && pv->n_attachments == pv->want_attachment) {
+            decode_body(cte, body, body_len, pv->text_max, pv->attachment);
+            snprintf(pv->attachment_type, pv->attachment_type_size, "%s", type);
+            snprintf(pv->attachment_name, pv->attachment_name_size, "%s", mo_buf_cstr(&name));
+            pv->attachment_found = true;
+        }
+        pv->n_attachments++;
+        if (pv->attachments != NULL &&
+            json_array_size(pv->attachments) < PANEL_PREVIEW_MAX_ATTACHMENTS)
             json_array_append_new(pv->attachments,
                                   json_pack("{s:s, s:o, s:I}", "filename", mo_buf_cstr(&name),
                                             "content_type", panel_json_text(type), "size",
@@ -498,14 +516,14 @@ walk(struct preview *pv, const char *part, size_t len, int depth, const char *de
         bool is_plain = strcmp(type, "text/plain") == 0;
         struct mo_buf raw;
 
-        mo_buf_init(&raw, 4 * PANEL_PREVIEW_MAX_BYTES + 64);
-        decode_body(cte, body, body_len, 4 * PANEL_PREVIEW_MAX_BYTES, &raw);
+        mo_buf_init(&raw, 4 * pv->text_max + 64);
+        decode_body(cte, body, body_len, 4 * pv->text_max, &raw);
         if (param_get(ctype, "charset", charset, sizeof(charset)) != 0)
             charset[0] = '\0';
         append_charset(is_plain ? &pv->plain : &pv->html, charset,
-                       (const unsigned char *)mo_buf_cstr(&raw), raw.len, PANEL_PREVIEW_MAX_BYTES,
+                       (const unsigned char *)mo_buf_cstr(&raw), raw.len, pv->text_max,
                        is_plain ? &pv->plain_truncated : &pv->html_truncated);
-        if (raw.len >= 4 * PANEL_PREVIEW_MAX_BYTES)
+        if (raw.len >= 4 * pv->text_max)
             *(is_plain ? &pv->plain_truncated : &pv->html_truncated) = true;
         if (is_plain)
             pv->has_plain = true;
@@ -589,6 +607,8 @@ panel_preview_json(const char *msg, size_t len)
     json_t *preview;
 
     memset(&pv, 0, sizeof(pv));
+    pv.text_max = PANEL_PREVIEW_MAX_BYTES;
+    pv.want_attachment = -1;
     pv.attachments = json_array();
     mo_buf_init(&pv.plain, PANEL_PREVIEW_MAX_BYTES + 8);
     mo_buf_init(&pv.html, PANEL_PREVIEW_MAX_BYTES + 8);
@@ -610,4 +630,40 @@ out:
     mo_buf_free(&pv.plain);
     mo_buf_free(&pv.html);
     return out;
+}
+
+int
+panel_preview_extract(const char *msg, size_t len, long attachment, size_t max_bytes,
+                      struct mo_buf *out, char *type, size_t type_size, char *name,
+                      size_t name_size)
+{
+    struct preview pv;
+    int rc = -1;
+
+    memset(&pv, 0, sizeof(pv));
+    pv.text_max = max_bytes;
+    pv.want_attachment = attachment;
+    mo_buf_init(&pv.plain, max_bytes + 8);
+    mo_buf_init(&pv.html, max_bytes + 8);
+    type[0] = '\0';
+    name[0] = '\0';
+    if (attachment >= 0) {
+        pv.attachment = out;
+        pv.attachment_type = type;
+        pv.attachment_type_size = type_size;
+        pv.attachment_name = name;
+        pv.attachment_name_size = name_size;
+    }
+    walk(&pv, msg, len, 0, "text/plain");
+    if (attachment >= 0 && pv.attachment_found) {
+        rc = 0;
+    } else if (attachment < 0 && pv.has_html &&
+               mo_buf_append(out, pv.html.data != NULL ? pv.html.data : "", pv.html.len, NULL) ==
+                   0) {
+        snprintf(type, type_size, "text/html");
+        rc = 0;
+    }
+    mo_buf_free(&pv.plain);
+    mo_buf_free(&pv.html);
+    return rc;
 }

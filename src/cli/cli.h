@@ -36,6 +36,8 @@ int cli_sendmail_main(int argc, char **argv);
 int cli_apikey_main(int argc, char **argv);
 /* `mailout admin password`: sets the admin panel's password. */
 int cli_admin_main(int argc, char **argv);
+/* `mailout sandbox ensure-account|list|show|clear|fault`: the local test inbox. */
+int cli_sandbox_main(int argc, char **argv);
 
 /* JSON shapes shared by the commands (json.c). */
 #include <jansson.h>

@@ -43,6 +43,7 @@ static const struct command commands[] = {
     {"setup", cli_setup_main}, {"detect", cli_detect_main},   {"providers", cli_providers_main},
     {"serve", cli_serve_main}, {"queue", cli_queue_main},     {"sendmail", cli_sendmail_main},
     {"apikey", cli_apikey_main}, {"admin", cli_admin_main},
+    {"sandbox", cli_sandbox_main},
 };
 
 /* Invoked as `sendmail` (a symlink), mailout is the sendmail command itself. */

@@ -21,6 +21,7 @@
 #include "admin/admin.h"
 #include "cli/cli.h"
 #include "listener/listener.h"
+#include "sandbox/sandbox.h"
 #include "queue/queue.h"
 #include "worker/worker.h"
 
@@ -66,14 +67,19 @@ serve_usage(FILE *out)
 {
     fputs("usage: mailout serve [--http ADDR:PORT | --no-http] [--no-worker]\n"
           "                     [--max-body BYTES] [--timeout SECONDS] [--quiet]\n"
+          "                     [--connections N] [--lease SECONDS] [--uncertain-grace SECONDS]\n"
           "                     [--smtp ADDR:PORT [--smtp-cert FILE --smtp-key FILE]\n"
           "                      [--smtp-require-auth] [--smtp-max-size BYTES]\n"
           "                      [--smtp-max-recipients N] [--smtp-max-connections N]\n"
           "                      [--smtp-rate N]]\n"
+          "                     [--sandbox ADDR:PORT | --no-sandbox]\n"
           "\n"
           "Runs the service: the HTTP API and admin panel (default " SERVE_DEFAULT_HTTP "),\n"
           "the delivery worker, and the spool import. SIGTERM stops it after the messages\n"
           "in flight; SIGHUP reloads the accounts.\n"
+          "--connections: per account at once (2); --lease: how long a claim lasts before a\n"
+          "crashed worker's messages count as in flight (300 s); --uncertain-grace: when\n"
+          "such a message is sent again (1800 s).\n"
           "\n"
           "--smtp ADDR:PORT also accepts mail over SMTP (off unless given), e.g.\n"
           "127.0.0.1:2525: each message is queued before the 250. AUTH PLAIN/LOGIN takes an\n"
@@ -81,7 +87,11 @@ serve_usage(FILE *out)
           "--smtp-require-auth. Any other address needs --smtp-cert and --smtp-key:\n"
           "clients there must use STARTTLS and AUTH. Limits: --smtp-max-size (default 25 MB),\n"
           "--smtp-max-recipients (1000), --smtp-max-connections (100), --smtp-rate\n"
-          "(messages per minute per client address; default no limit).\n",
+          "(messages per minute per client address; default no limit).\n"
+          "\n"
+          "The sandbox receiver (on unless --no-sandbox) keeps the letters of accounts with\n"
+          "provider \"sandbox\" in the data folder (see `mailout sandbox`); it listens on\n"
+          "--sandbox ADDR:PORT, default a free port on 127.0.0.1, recorded in the data folder.\n",
           out);
 }
 
@@ -103,6 +113,9 @@ cli_serve_main(int argc, char **argv)
         O_NO_WORKER,
         O_MAX_BODY,
         O_TIMEOUT,
+        O_LEASE,
+        O_GRACE,
+        O_CONNECTIONS,
         O_QUIET,
         O_HELP,
         O_SMTP,
@@ -113,6 +126,8 @@ cli_serve_main(int argc, char **argv)
         O_SMTP_MAX_RCPTS,
         O_SMTP_MAX_CONNS,
         O_SMTP_RATE,
+        O_SANDBOX,
+        O_NO_SANDBOX,
     };
     static const struct option opts[] = {
         {"http", required_argument, NULL, O_HTTP},
@@ -120,6 +135,9 @@ cli_serve_main(int argc, char **argv)
         {"no-worker", no_argument, NULL, O_NO_WORKER},
         {"max-body", required_argument, NULL, O_MAX_BODY},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"lease", required_argument, NULL, O_LEASE},
+        {"uncertain-grace", required_argument, NULL, O_GRACE},
+        {"connections", required_argument, NULL, O_CONNECTIONS},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
         {"smtp", required_argument, NULL, O_SMTP},
@@ -130,12 +148,17 @@ cli_serve_main(int argc, char **argv)
         {"smtp-max-recipients", required_argument, NULL, O_SMTP_MAX_RCPTS},
         {"smtp-max-connections", required_argument, NULL, O_SMTP_MAX_CONNS},
         {"smtp-rate", required_argument, NULL, O_SMTP_RATE},
+        {"sandbox", required_argument, NULL, O_SANDBOX},
+        {"no-sandbox", no_argument, NULL, O_NO_SANDBOX},
         {NULL, 0, NULL, 0},
     };
     struct admin_options aopt;
     struct admin_server *admin = NULL;
     struct listener_options lopt;
     struct listener_server *listener = NULL;
+    struct listener_options sbopt;
+    struct listener_server *sandbox = NULL;
+    bool with_sandbox = true;
     struct worker_thread wt;
     struct account_store *st = NULL;
     struct queue *q = NULL;
@@ -152,10 +175,18 @@ cli_serve_main(int argc, char **argv)
 
     memset(&aopt, 0, sizeof(aopt));
     memset(&lopt, 0, sizeof(lopt));
+    memset(&sbopt, 0, sizeof(sbopt));
+    sbopt.is_sandbox = true;
     memset(&wt, 0, sizeof(wt));
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
+        case O_SANDBOX:
+            sbopt.listen = optarg;
+            break;
+        case O_NO_SANDBOX:
+            with_sandbox = false;
+            break;
         case O_HTTP:
             http = optarg;
             break;
@@ -178,6 +209,27 @@ cli_serve_main(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             wt.opt.timeout_s = (int)v;
+            break;
+        case O_LEASE:
+            if (mo_parse_long(optarg, 3, 86400, &v) != 0) {
+                fprintf(stderr, "mailout serve: --lease must be 3 to 86400 seconds\n");
+                return CLI_EXIT_USAGE;
+            }
+            wt.opt.lease_s = (int)v;
+            break;
+        case O_GRACE:
+            if (mo_parse_long(optarg, 1, 30L * 86400, &v) != 0) {
+                fprintf(stderr, "mailout serve: --uncertain-grace must be 1 s to 30 days\n");
+                return CLI_EXIT_USAGE;
+            }
+            wt.opt.uncertain_grace_s = v;
+            break;
+        case O_CONNECTIONS:
+            if (mo_parse_long(optarg, 1, 64, &v) != 0) {
+                fprintf(stderr, "mailout serve: --connections must be 1 to 64\n");
+                return CLI_EXIT_USAGE;
+            }
+            wt.opt.max_connections = (int)v;
             break;
         case O_QUIET:
             quiet = true;
@@ -254,6 +306,17 @@ cli_serve_main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (with_sandbox) {
+        /* the local test inbox: started before the worker, so sandbox accounts have its port */
+        sbopt.home = cli_home();
+        if (listener_start(&sbopt, &sandbox, &err) != 0 ||
+            sandbox_port_write(cli_home(), listener_port(sandbox), &err) != 0 ||
+            sandbox_accounts_update(cli_home(), listener_port(sandbox), &err) != 0) {
+            fprintf(stderr, "mailout serve: --sandbox: %s\n", err.text);
+            code = err.category == MO_ERR_CONFIG ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+            goto out;
+        }
+    }
     if (http != NULL) {
         aopt.home = cli_home();
         aopt.listen = http;
@@ -288,6 +351,9 @@ cli_serve_main(int argc, char **argv)
     if (listener != NULL)
         printf("mailout serve: SMTP submission on %s (port %u)\n", lopt.listen,
                listener_port(listener));
+    if (sandbox != NULL)
+        printf("mailout serve: sandbox inbox receiving on 127.0.0.1 port %u\n",
+               listener_port(sandbox));
     printf("mailout serve: %s; stop with Ctrl-C or SIGTERM\n",
            with_worker ? "delivering queued mail" : "not delivering (--no-worker)");
     fflush(stdout);
@@ -307,6 +373,7 @@ cli_serve_main(int argc, char **argv)
 out:
     serve_stop = 1;
     listener_stop(listener);
+    listener_stop(sandbox);
     admin_stop(admin);
     if (worker_started) {
         pthread_join(worker_tid, NULL);

@@ -54,6 +54,11 @@ struct listener_options {
     const char *hostname;     /* our name in the greeting and Received; NULL: the host's */
     int command_timeout_ms;   /* waiting for a command; 0: 5 minutes (RFC 5321 4.5.3.2.7) */
     int data_timeout_ms;      /* waiting for more data in DATA; 0: 10 minutes */
+    bool is_sandbox;          /* the local test inbox (sandbox.h): STARTTLS with the sandbox's
+                                 certificate and AUTH with its password required; letters
+                                 are kept in home/sandbox/inbox, not queued; the fault
+                                 switch is drawn once per session. cert_file and key_file
+                                 are ignored (the sandbox's own are used). */
 };
 
 struct listener_server;

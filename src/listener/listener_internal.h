@@ -135,6 +135,8 @@ struct listener_server {
     bool listen_loopback; /* the listening address is loopback */
     bool require_auth;    /* AUTH before MAIL */
     bool require_tls;     /* STARTTLS before AUTH and MAIL (not loopback) */
+    bool is_sandbox;      /* listener_options.is_sandbox */
+    char sandbox_password[64];
     size_t max_message_bytes;
     unsigned max_recipients;
     unsigned max_connections;

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "sandbox/sandbox.h"
 
 #define LISTEN_BACKLOG 512
 #define RATE_TABLE_MAX 4096
@@ -351,6 +352,7 @@ server_free(struct listener_server *s)
     listener_accounts_close(s->accounts);
     admin_keyring_close(s->keyring);
     SSL_CTX_free(s->tls);
+    mo_wipe(s->sandbox_password, sizeof(s->sandbox_password));
     if (s->fd >= 0)
         close(s->fd);
     if (s->stop_pipe[0] >= 0)
@@ -364,9 +366,8 @@ server_free(struct listener_server *s)
     free(s);
 }
 
-int
-listener_start(const struct listener_options *opt, struct listener_server **out,
-               struct mo_error *err)
+static int
+server_start(const struct listener_options *opt, struct listener_server **out, struct mo_error *err)
 {
     struct listener_server *s = NULL;
     bool has_cert = opt->cert_file != NULL && opt->cert_file[0] != '\0';
@@ -421,6 +422,14 @@ listener_start(const struct listener_options *opt, struct listener_server **out,
     /* No open relay: off loopback, AUTH is required, and AUTH only after STARTTLS. */
     s->require_tls = !s->listen_loopback;
     s->require_auth = opt->require_auth || !s->listen_loopback;
+    if (opt->is_sandbox) {
+        /* the same conversation as with Gmail: STARTTLS, then AUTH, then the letter */
+        s->is_sandbox = true;
+        s->require_tls = true;
+        s->require_auth = true;
+        if (sandbox_password(s->home, s->sandbox_password, sizeof(s->sandbox_password), err) != 0)
+            goto out;
+    }
     if (!s->listen_loopback && !has_cert) {
         mo_error_set(err, MO_ERR_CONFIG, "smtp",
                      "%s is not a loopback address: there, clients must use STARTTLS and "
@@ -459,6 +468,37 @@ out:
     else
         server_free(s);
     return rc;
+}
+
+int
+listener_start(const struct listener_options *opt, struct listener_server **out,
+               struct mo_error *err)
+{
+    struct listener_options sopt;
+    char cert[4096];
+    char key[4096];
+
+    if (!opt->is_sandbox)
+        return server_start(opt, out, err);
+    *out = NULL;
+    if (opt->home == NULL || opt->home[0] == '\0') {
+        mo_error_set(err, MO_ERR_CONFIG, "home", "no data folder was given");
+        return -1;
+    }
+    if (sandbox_prepare(opt->home, err) != 0 ||
+        sandbox_path(opt->home, "cert.pem", cert, sizeof(cert)) != 0 ||
+        sandbox_path(opt->home, "key.pem", key, sizeof(key)) != 0) {
+        if (err != NULL && err->category == MO_ERR_NONE)
+            mo_error_set(err, MO_ERR_STORAGE, "home", "the data folder's path is too long");
+        return -1;
+    }
+    sopt = *opt;
+    sopt.listen =
+        opt->listen != NULL && opt->listen[0] != '\0' ? opt->listen : SANDBOX_DEFAULT_LISTEN;
+    sopt.cert_file = cert;
+    sopt.key_file = key;
+    sopt.rate_per_minute = 0;
+    return server_start(&sopt, out, err);
 }
 
 void

@@ -41,6 +41,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -53,6 +54,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "sandbox/sandbox.h"
 
 #define SESSION_RBUF 65536
 #define SESSION_LINE_MAX (LISTENER_AUTH_LINE_MAX + 2)
@@ -128,6 +130,7 @@ struct session {
     bool data_too_big;
     enum data_pos data_pos;
     int64_t n_queued;
+    enum sandbox_fault_kind fault; /* sandbox mode: drawn at the greeting */
 };
 
 static void session_enter(struct session *s, enum session_state next);
@@ -488,7 +491,9 @@ build_received(const struct session *s, struct mo_buf *out, struct mo_error *err
              s->is_tls && s->esmtp ? "S" : "", s->is_authed && s->esmtp ? "A" : "");
     if (s->is_tls)
         snprintf(tls, sizeof(tls), "using %s with cipher %s", s->tls_version, s->tls_cipher);
-    if (s->is_authed)
+    if (s->is_authed && s->srv->is_sandbox)
+        snprintf(auth, sizeof(auth), "authenticated with the sandbox password");
+    else if (s->is_authed)
         snprintf(auth, sizeof(auth), "authenticated with API key #%lld", (long long)s->key_id);
     format_date(date, sizeof(date));
     if (mo_buf_appendf(out, err, "Received: from %s ([%s%s])\r\n\tby %s (mailout) with %s", s->helo,
@@ -779,6 +784,85 @@ auth_read(struct session *s, unsigned char *out, size_t out_size, size_t *out_le
     return 0;
 }
 
+/* ---- sandbox mode (sandbox.h): Gmail's own replies for the faults ---------------------- */
+
+/* The first lines of Gmail's multi-line replies (the last line follows with its code). */
+#define SANDBOX_535_FIRST                                                                          \
+    "535-5.7.8 Username and Password not accepted. For more information, go to"
+#define SANDBOX_534_FIRST                                                                          \
+    "534-5.7.9 Application-specific password required. For more information, go to"
+#define SANDBOX_550_FIRST                                                                          \
+    "550-5.4.5 Daily user sending limit exceeded. For more information on Gmail"
+
+/* AUTH in the sandbox: the switched-on fault, else the sandbox's password. */
+static void
+sandbox_auth(struct session *s, const char *passwd, bool whole)
+{
+    size_t n = strlen(s->srv->sandbox_password);
+
+    if (s->fault == SANDBOX_FAULT_AUTH_535) {
+        session_send(s, SANDBOX_535_FIRST, sizeof(SANDBOX_535_FIRST) - 1);
+        session_reply(s, 535, "5.7.8",
+                      " https://support.google.com/mail/?p=BadCredentials "
+                      "(sandbox fault)");
+    } else if (s->fault == SANDBOX_FAULT_AUTH_534) {
+        session_send(s, SANDBOX_534_FIRST, sizeof(SANDBOX_534_FIRST) - 1);
+        session_reply(s, 534, "5.7.9",
+                      " https://support.google.com/mail/?p=InvalidSecondFactor "
+                      "(sandbox fault)");
+    } else if (whole && strlen(passwd) == n && n > 0 &&
+               CRYPTO_memcmp(passwd, s->srv->sandbox_password, n) == 0) {
+        s->is_authed = true;
+        session_reply(s, 235, "2.7.0", "Accepted");
+        return;
+    } else {
+        session_reply(s, 535, "5.7.8",
+                      "Username and Password not accepted (not the sandbox's "
+                      "password)");
+    }
+    mo_log(MO_LOG_INFO, "sandbox #%llu: AUTH refused (%s)", (unsigned long long)s->id,
+           sandbox_fault_name(s->fault));
+}
+
+/* Keeps the letter in the sandbox inbox, or plays the switched-on fault. */
+static void
+sandbox_take_message(struct session *s)
+{
+    struct mo_buf msg;
+    struct mo_error err;
+    char id[SANDBOX_ID_MAX];
+
+    if (s->fault == SANDBOX_FAULT_DATA_550_545) {
+        session_send(s, SANDBOX_550_FIRST, sizeof(SANDBOX_550_FIRST) - 1);
+        session_reply(s, 550, "5.4.5",
+                      " https://support.google.com/mail/?p=ReachedLimit "
+                      "(sandbox fault)");
+        return;
+    }
+    if (s->fault == SANDBOX_FAULT_STALL) {
+        /* no answer: until the client gives up, the server stops, or the stall ends */
+        mo_log(MO_LOG_INFO, "sandbox #%llu: stalling after the data (fault)",
+               (unsigned long long)s->id);
+        (void)session_flush(s);
+        (void)session_wait(s, POLLIN, SANDBOX_STALL_MS, true);
+        session_enter(s, SESSION_CLOSED);
+        return;
+    }
+    mo_buf_init(&msg, s->srv->max_message_bytes + SESSION_RECEIVED_MAX + 64 * 1024);
+    if (build_received(s, &msg, &err) != 0 ||
+        mo_buf_append(&msg, s->data.data != NULL ? s->data.data : "", s->data.len, &err) != 0 ||
+        sandbox_store(s->srv->home, msg.data, msg.len, id, &err) != 0) {
+        session_reply(s, 451, "4.3.0", "Local error: the letter was not kept");
+        mo_log(MO_LOG_WARN, "sandbox #%llu: %s", (unsigned long long)s->id, err.text);
+    } else {
+        s->n_queued++;
+        session_reply(s, 250, "2.0.0", "OK: kept in the sandbox inbox as %s", id);
+        mo_log(MO_LOG_INFO, "sandbox #%llu: letter %s from <%s> kept (%zu bytes)",
+               (unsigned long long)s->id, id, s->from, msg.len);
+    }
+    mo_buf_free(&msg);
+}
+
 /* The SASL exchange for AUTH PLAIN or LOGIN (RFC 4954, 4616); the password is an API key. */
 static void
 session_auth(struct session *s)
@@ -831,8 +915,11 @@ session_auth(struct session *s)
         passwd = (const char *)buf;
     }
     /* the user name may be anything (the key's name, the shop's address): the key decides */
-    if (strlen(passwd) == len - (size_t)((const unsigned char *)passwd - buf) &&
-        admin_keyring_verify(s->srv->keyring, passwd, &s->key_id)) {
+    if (s->srv->is_sandbox) {
+        sandbox_auth(s, passwd,
+                     strlen(passwd) == len - (size_t)((const unsigned char *)passwd - buf));
+    } else if (strlen(passwd) == len - (size_t)((const unsigned char *)passwd - buf) &&
+               admin_keyring_verify(s->srv->keyring, passwd, &s->key_id)) {
         s->is_authed = true;
         session_reply(s, 235, "2.7.0", "Authentication successful");
         mo_log(MO_LOG_INFO, "smtp-in #%llu: %s authenticated with API key #%lld",
@@ -914,6 +1001,14 @@ session_data(struct session *s)
     enum io_result r;
 
     session_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
+    if (s->fault == SANDBOX_FAULT_DROP_MID_DATA) {
+        (void)session_flush(s);
+        mo_log(MO_LOG_INFO, "sandbox #%llu: dropping the connection in DATA (fault)",
+               (unsigned long long)s->id);
+        shutdown(s->fd, SHUT_RDWR);
+        session_enter(s, SESSION_CLOSED);
+        return;
+    }
     s->data_pos = DATA_LINE_START;
     s->data_too_big = false;
     for (;;) {
@@ -946,7 +1041,16 @@ session_enter(struct session *s, enum session_state next)
     s->state = next;
     switch (next) {
     case SESSION_GREETING:
-        session_reply(s, 220, "", "%s ESMTP mailout", s->srv->hostname);
+        if (s->srv->is_sandbox)
+            s->fault = sandbox_fault_draw(s->srv->home);
+        if (s->fault == SANDBOX_FAULT_GREETING_421) {
+            session_reply(s, 421, "4.7.0", "Try again later, closing connection. (sandbox fault)");
+            (void)session_flush(s);
+            session_enter(s, SESSION_CLOSED);
+            break;
+        }
+        session_reply(s, 220, "", "%s ESMTP mailout%s", s->srv->hostname,
+                      s->srv->is_sandbox ? " sandbox" : "");
         session_enter(s, SESSION_HELLO);
         break;
     case SESSION_STARTTLS:
@@ -961,9 +1065,13 @@ session_enter(struct session *s, enum session_state next)
         session_data(s);
         break;
     case SESSION_QUEUE:
-        session_queue_message(s);
+        if (s->srv->is_sandbox)
+            sandbox_take_message(s);
+        else
+            session_queue_message(s);
         txn_reset(s);
-        session_enter(s, SESSION_READY);
+        if (s->state == SESSION_QUEUE)
+            session_enter(s, SESSION_READY);
         break;
     case SESSION_QUIT:
         session_reply(s, 221, "2.0.0", "Bye");
@@ -1025,6 +1133,15 @@ on_mail(struct session *s, const struct listener_cmd *c)
         session_reply(s, 452, "4.3.1", "Insufficient system storage");
         mo_log(MO_LOG_WARN, "smtp-in #%llu: the disk of %s is (almost) full: MAIL refused",
                (unsigned long long)s->id, s->srv->home);
+        return;
+    }
+    if (s->srv->is_sandbox) {
+        txn_reset(s); /* every letter is kept: no account routing, no rate */
+        snprintf(s->from, sizeof(s->from), "%s", c->address);
+        s->smtputf8 = c->smtputf8;
+        s->utf8_envelope = c->address_is_utf8;
+        session_reply(s, 250, "2.1.0", "OK");
+        session_enter(s, SESSION_MAIL);
         return;
     }
     if (!listener_rate_take(s->srv, s->peer_ip)) {

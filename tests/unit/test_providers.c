@@ -59,8 +59,8 @@ test_rows_are_well_formed(void **state)
         assert_true(p->port_starttls != 0 || p->port_tls != 0);
         assert_true(p->port_starttls <= 65535 && p->port_tls <= 65535);
         assert_int_equal(p->flags & ~(unsigned)KNOWN_FLAGS, 0);
-        /* the sandbox is another issue's row, and "custom" is a NULL provider */
-        assert_false(p->flags & ACCOUNT_PROVIDER_LOCAL);
+        /* only the sandbox is local, and "custom" is a NULL provider */
+        assert_int_equal((p->flags & ACCOUNT_PROVIDER_LOCAL) != 0, strcmp(p->id, "sandbox") == 0);
         assert_string_not_equal(p->id, "custom");
         /* ids are unique */
         for (size_t j = 0; j < i; j++)
@@ -216,7 +216,9 @@ test_find(void **state)
     assert_string_equal(account_provider_find("gmail")->id, "gmail");
     assert_string_equal(account_provider_find("Google-Workspace")->id, "google-workspace");
     assert_null(account_provider_find("custom"));
-    assert_null(account_provider_find("sandbox"));
+    /* the local test inbox (issue 6): a built-in row, on this machine */
+    assert_non_null(account_provider_find("sandbox"));
+    assert_true(account_provider_find("sandbox")->flags & ACCOUNT_PROVIDER_LOCAL);
     assert_null(account_provider_find("gmai"));
     assert_null(account_provider_find(""));
     assert_null(account_provider_find(NULL));

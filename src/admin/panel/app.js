@@ -141,7 +141,7 @@
   }
 
   function showView(name, nav) {
-    ["log", "message", "config", "keys"].forEach(function (v) {
+    ["log", "message", "config", "keys", "sandbox"].forEach(function (v) {
       $("view-" + v).hidden = v !== name;
     });
     Array.prototype.forEach.call(document.querySelectorAll(".mainnav a"), function (a) {
@@ -166,6 +166,9 @@
     } else if (head === "keys") {
       showView("keys", "keys");
       loadKeys();
+    } else if (head === "sandbox") {
+      showView("sandbox", "sandbox");
+      loadSandbox(r.path[1] || "");
     } else {
       showView("log", "log");
       loadLog(r.params);
@@ -943,6 +946,112 @@
     v.select();
     if (navigator.clipboard) navigator.clipboard.writeText(v.value).then(function () { flash("Copied."); });
   });
+
+  /* ---- the sandbox inbox ------------------------------------------------------------------- */
+
+  function fmtMs(ms) { return ms ? fmtTime(Math.floor(ms / 1000)) : ""; }
+
+  function showFault(f) {
+    var t = "No fault is switched on: the sandbox accepts every letter.";
+    if (f && f.kind !== "none")
+      t = "Switched on: " + f.kind + (f.mode === "share" ? " for " + f.value + "% of connections"
+                                                        : " for the next " + f.value + " connection" + (f.value === 1 ? "" : "s")) + ".";
+    $("sb-fault-now").textContent = t;
+  }
+
+  function renderSandboxLetter(d) {
+    var body = $("sb-letter-body");
+    var c = d.content || { headers: [], attachments: [] };
+    var subject = "";
+    clear(body);
+    (c.headers || []).forEach(function (h) { if (!subject && h.name.toLowerCase() === "subject") subject = h.value; });
+    $("sb-letter-h").textContent = subject || "(no subject)";
+    var pick = function (n) {
+      var v = "";
+      (c.headers || []).forEach(function (h) { if (!v && h.name.toLowerCase() === n) v = h.value; });
+      return v;
+    };
+    body.appendChild(el("div", { className: "card" }, [facts([["From", pick("from")], ["To", pick("to")],
+      ["Date", pick("date")], ["Message-ID", pick("message-id")], ["Received", fmtMs(d.letter.received_ms)],
+      ["Size", fmtSize(d.letter.size)]])]));
+    var pv = c.preview;
+    var base = "/panel/api/sandbox/" + encodeURIComponent(d.letter.id);
+    if (d.has_html) {
+      /* the letter's HTML in a sandboxed frame: no script, no request (the route's own CSP) */
+      var frame = document.createElement("iframe");
+      frame.setAttribute("sandbox", "");
+      frame.setAttribute("referrerpolicy", "no-referrer");
+      frame.id = "sb-html";
+      frame.className = "letter-html";
+      frame.title = "The letter as HTML";
+      frame.src = base + "/html";
+      body.appendChild(section("HTML", [frame]));
+    }
+    body.appendChild(section("Text", pv && pv.type === "text/plain" ? [el("pre", { className: "body", id: "sb-text", text: pv.text })]
+                                        : [el("p", { className: "empty", text: "No plain-text part." })]));
+    body.appendChild(section("Attachments", (c.attachments || []).length ? [
+      el("ul", { id: "sb-attachments" }, c.attachments.map(function (a, i) {
+        var link = el("a", { href: base + "/attachments/" + i, text: a.filename || "(no name)" });
+        link.setAttribute("download", a.filename || "attachment");
+        return el("li", {}, [link, " " + a.content_type + ", " + fmtSize(a.size)]);
+      }))] : [el("p", { className: "empty", text: "None." })]));
+    body.appendChild(section("Header fields", [el("table", {}, [el("tbody", {}, (c.headers || []).map(function (h) {
+      return el("tr", {}, [el("th", { scope: "row", text: h.name }), el("td", { className: "mono", text: h.value })]);
+    }))])]));
+  }
+
+  function loadSandbox(id) {
+    $("sb-letter").hidden = !id;
+    $("sb-list").hidden = !!id;
+    if (id) {
+      clear($("sb-letter-body"));
+      $("sb-letter-h").textContent = "Loading\u2026";
+      api("GET", "sandbox/" + encodeURIComponent(id)).then(function (r) {
+        if (r.status !== 200) {
+          $("sb-letter-h").textContent = "Not found";
+          $("sb-letter-body").appendChild(el("p", { text: firstError(r.data, r.status) }));
+          return;
+        }
+        renderSandboxLetter(r.data);
+      });
+      return;
+    }
+    api("GET", "sandbox").then(function (r) {
+      var body = $("sb-body");
+      clear(body);
+      if (r.status !== 200) { flash(firstError(r.data, r.status), "error"); return; }
+      r.data.letters.forEach(function (m) {
+        var link = el("a", { href: "#/sandbox/" + encodeURIComponent(m.id), text: m.subject || "(no subject)" });
+        body.appendChild(el("tr", { "data-id": m.id }, [el("td", { text: fmtMs(m.received_ms) }), el("td", { text: m.from }),
+                                                      el("td", { text: m.to }), el("td", {}, [link])]));
+      });
+      $("sb-empty").hidden = r.data.letters.length > 0;
+      showFault(r.data.fault);
+    });
+  }
+
+  $("sb-refresh").addEventListener("click", function () { loadSandbox(""); });
+  $("sb-clear").addEventListener("click", function () {
+    if (!window.confirm("Delete every letter in the sandbox inbox?")) return;
+    api("DELETE", "sandbox").then(function (r) {
+      if (r.status !== 200) { flash(firstError(r.data, r.status), "error"); return; }
+      flash(r.data.deleted + " letter" + (r.data.deleted === 1 ? "" : "s") + " deleted.");
+      loadSandbox("");
+    });
+  });
+  function setFault(body) {
+    api("PUT", "sandbox/fault", body).then(function (r) {
+      if (r.status !== 200) { flash(firstError(r.data, r.status), "error"); return; }
+      showFault(r.data.fault);
+      flash(r.data.fault.kind === "none" ? "Faults are off." : "The fault is on.");
+    });
+  }
+  $("sb-fault-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    setFault({ kind: $("sb-fault-kind").value, mode: $("sb-fault-mode").value,
+               value: parseInt($("sb-fault-value").value, 10) || 1 });
+  });
+  $("sb-fault-off").addEventListener("click", function () { setFault({ kind: "none" }); });
 
   /* ---- start ---------------------------------------------------------------------------------- */
 
