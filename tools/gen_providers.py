@@ -384,7 +384,7 @@ HEADER = """\
  * Each row is what the research in data/providers.tsv found, with its sources there; rows
  * whose notes say "not verified" are best knowledge, not tested fact. Behaviour flags come
  * from the address rules in the research notes (see FLAGS in the generator).
- * Leaves out: the owner's own server (a NULL provider) and the local sandbox.
+ * Leaves out: the owner's own server (a NULL provider).
  * Look-ups are linear scans over %(rows)d rows and %(names)d names: fine below 10k rows.
  */
 #include <stddef.h>
