@@ -201,4 +201,7 @@ int admin_bearer_token(const char *value, char *out, size_t out_size);
 
 /* The keyring's functions are public: admin.h (the SMTP listener checks keys too). */
 
+/* Opens libmicrohttpd (mhd.c) on first use: only the service loads it. Errors: INTERNAL. */
+int admin_mhd_load(struct mo_error *err);
+
 #endif

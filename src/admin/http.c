@@ -1391,6 +1391,8 @@ admin_start(const struct admin_options *opt, struct admin_server **out, struct m
         committer_start(&s->committer, s->home, err) != 0 ||
         panel_open(s->home, &s->panel, err) != 0)
         goto out;
+    if (admin_mhd_load(err) != 0)
+        goto out;
     s->mhd =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                              MHD_USE_POLL | MHD_USE_ERROR_LOG,
