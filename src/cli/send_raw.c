@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -314,6 +315,9 @@ send_raw_run(const struct send_opts *o)
     }
     if (n_threads > job.n_files)
         n_threads = job.n_files;
+    /* One malloc arena serves every connection thread: each needs a few buffers, not an
+     * arena of its own (they would multiply the resident memory). */
+    mallopt(M_ARENA_MAX, 1);
     t0 = mo_now_us();
     for (size_t i = 0; i < n_threads; i++)
         pthread_create(&threads[i], NULL, raw_worker, &job);

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #define SMTP_CONN_RBUF 16384
-#define SMTP_CONN_WBUF_FLUSH 65536 /* flush the write buffer past this size */
+#define SMTP_CONN_WBUF_FLUSH 16384 /* flush the write buffer past this size */
 
 struct smtp_conn {
     int fd;
