@@ -137,6 +137,8 @@ struct account_settings {
     enum smtp_security security;
     bool has_security; /* security was given (otherwise from the provider) */
     enum smtp_auth_mech auth;
+    bool no_login;     /* send without AUTH: a relay that accepts this machine as it is;
+                          username and password are then ignored (stored as auth "none") */
     char *ca_file;
     int timeout_s;     /* 0: defaults */
 };
@@ -261,5 +263,14 @@ void account_check_result_clear(struct account_check_result *r);
  */
 int account_check(const struct account_settings *s, bool send_test, const char *to,
                   struct account_check_result *r);
+
+/*
+ * account_check, and on_step (may be NULL) is called with ctx as each step
+ * ends, from the calling thread, before account_check_ex returns: for a page
+ * that shows the steps as they pass. step is borrowed for the call.
+ */
+int account_check_ex(const struct account_settings *s, bool send_test, const char *to,
+                     void (*on_step)(void *ctx, const struct smtp_step *step), void *ctx,
+                     struct account_check_result *r);
 
 #endif

@@ -51,6 +51,7 @@ account_settings_copy(struct account_settings *dst, const struct account_setting
     tmp.security = src->security;
     tmp.has_security = src->has_security;
     tmp.auth = src->auth;
+    tmp.no_login = src->no_login;
     tmp.timeout_s = src->timeout_s;
     if (copy_string(&tmp.name, src->name) != 0 ||
         copy_string(&tmp.provider_id, src->provider_id) != 0 ||

@@ -235,7 +235,7 @@ account_store_put(struct account_store *st, const struct account_settings *s, st
     bind_text(stmt, 9, s->host);
     sqlite3_bind_int(stmt, 10, (int)s->port);
     bind_text(stmt, 11, smtp_security_name(s->security));
-    bind_text(stmt, 12, smtp_auth_mech_name(s->auth));
+    bind_text(stmt, 12, s->no_login ? "none" : smtp_auth_mech_name(s->auth));
     bind_text(stmt, 13, s->ca_file);
     sqlite3_bind_int(stmt, 14, s->timeout_s);
     sqlite3_bind_int64(stmt, 15, (sqlite3_int64)time(NULL));
@@ -322,6 +322,7 @@ account_store_get(struct account_store *st, const char *name, bool with_secret,
     v = (const char *)sqlite3_column_text(stmt, 9);
     out->has_security = v != NULL && smtp_security_parse(v, &out->security) == 0;
     v = (const char *)sqlite3_column_text(stmt, 10);
+    out->no_login = v != NULL && strcmp(v, "none") == 0;
     if (v == NULL || smtp_auth_mech_parse(v, &out->auth) != 0)
         out->auth = SMTP_AUTH_AUTO;
     out->ca_file = column_dup(stmt, 11);

@@ -794,6 +794,14 @@ check_username(struct vctx *v)
     char a[64], b[64], u[160], text[MIME_ADDRESS_MAX * 2 + 8];
     struct mo_error err;
 
+    if (s->no_login) {
+        /* No AUTH: the sender is compared with the address itself. */
+        free(s->username);
+        s->username = NULL;
+        if (v->email_ok && mime_address_parse(s->email, "email", &v->login, NULL) == 0)
+            v->login_ok = true;
+        return;
+    }
     trim_in_place(v, &s->username);
     if (s->username == NULL || s->username[0] == '\0') {
         if (p != NULL && p->fixed_username != NULL) {
@@ -1006,6 +1014,8 @@ check_password(struct vctx *v)
                   "needs an OAuth2 access token: paste the token as the password and set the "
                   "login method to XOAUTH2 (auth xoauth2).",
                   short_name(p, a, sizeof(a)));
+    if (s->no_login)
+        return; /* nothing is sent: the password is not used */
     if (s->password == NULL)
         return; /* an update that keeps the stored password */
     if (s->password[0] == '\0') {

@@ -26,7 +26,7 @@ account_usage(FILE *out)
           "                           [--password-stdin | --password-file F] [--sender S]\n"
           "                           [--sender-name NAME] [--provider ID|auto] [--host H]\n"
           "                           [--port P] [--security starttls|tls|none] [--auth MECH]\n"
-          "                           [--ca-file F] [--timeout SECONDS] [--json]\n"
+          "                           [--ca-file F] [--timeout SECONDS] [--no-login] [--json]\n"
           "       mailout account show [--name N] [--json]\n"
           "       mailout account list [--json]\n"
           "       mailout account remove NAME\n"
@@ -101,8 +101,9 @@ cli_account_json(struct account_store *st, const struct account_settings *s)
                   p != NULL ? p->name : NULL, "email", s->email, "username", s->username,
                   "password_set", st != NULL && account_store_has_password(st, s->name), "sender",
                   s->sender, "sender_name", s->sender_name, "host", s->host, "port", (int)s->port,
-                  "security", smtp_security_name(s->security), "auth", smtp_auth_mech_name(s->auth),
-                  "ca_file", s->ca_file, "timeout", s->timeout_s);
+                  "security", smtp_security_name(s->security), "auth",
+                  s->no_login ? "none" : smtp_auth_mech_name(s->auth), "ca_file", s->ca_file,
+                  "timeout", s->timeout_s);
     return o;
 }
 
@@ -115,7 +116,9 @@ print_account_text(struct account_store *st, const struct account_settings *s)
     printf("account \"%s\"\n", s->name);
     printf("  mail service   %s\n", p != NULL ? p->name : "Other (own server)");
     printf("  email          %s\n", s->email);
-    printf("  user name      %s\n", s->username ? s->username : "(none)");
+    printf("  user name      %s\n", s->no_login   ? "(no login: the server accepts this machine)"
+                                    : s->username ? s->username
+                                                  : "(none)");
     printf("  password       %s\n",
            st != NULL && account_store_has_password(st, s->name) ? "set" : "not set");
     printf("  sender         %s%s%s%s\n", s->sender_name ? s->sender_name : "",
@@ -161,10 +164,15 @@ resolve_provider(struct account_settings *s, const char *provider_arg, bool host
                 const char *at = s->email ? strrchr(s->email, '@') : NULL;
                 if (at != NULL)
                     by_domain = account_provider_for_domain(at + 1);
-                return by_domain != NULL && by_domain->host != NULL &&
-                               strcasecmp(by_domain->host, q->host) == 0
-                           ? by_domain
-                           : q;
+                if (by_domain != NULL && by_domain->host != NULL &&
+                    strcasecmp(by_domain->host, q->host) == 0)
+                    return by_domain;
+                /* A server on this machine (a relay, a bridge) says nothing about the service
+                 * unless the address does. */
+                if (q->flags & ACCOUNT_PROVIDER_LOCAL || strcmp(s->host, "127.0.0.1") == 0 ||
+                    strcmp(s->host, "::1") == 0 || strcasecmp(s->host, "localhost") == 0)
+                    return by_domain;
+                return q;
             }
         }
         return NULL;
@@ -207,7 +215,8 @@ account_set(int argc, char **argv)
         O_TIMEOUT,
         O_JSON,
         O_DNS,
-        O_HELP
+        O_HELP,
+        O_NO_LOGIN
     };
     static const struct option opts[] = {
         {"name", required_argument, NULL, O_NAME},
@@ -226,6 +235,7 @@ account_set(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"json", no_argument, NULL, O_JSON},
         {"dns-server", required_argument, NULL, O_DNS},
+        {"no-login", no_argument, NULL, O_NO_LOGIN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -238,7 +248,7 @@ account_set(int argc, char **argv)
     const char *email = NULL, *username = NULL, *sender = NULL, *sender_name = NULL;
     const char *provider_arg = NULL, *host = NULL, *ca = NULL, *pw_file = NULL, *dns = NULL;
     const char *port_arg = NULL, *security_arg = NULL, *auth_arg = NULL, *timeout_arg = NULL;
-    bool pw_stdin = false, json = false, existed;
+    bool pw_stdin = false, json = false, existed, no_login = false;
     char *secret = NULL;
     long v;
     int c;
@@ -296,6 +306,9 @@ account_set(int argc, char **argv)
             break;
         case O_DNS:
             dns = optarg;
+            break;
+        case O_NO_LOGIN:
+            no_login = true;
             break;
         case O_HELP:
             account_usage(stdout);
@@ -381,7 +394,12 @@ account_set(int argc, char **argv)
     s.provider_id = p != NULL ? strdup(p->id) : NULL;
     if (p != NULL && s.provider_id == NULL)
         goto oom;
-    if (!existed && s.password == NULL && issues.n < ACCOUNT_ISSUES_MAX) {
+    /* --no-login sends without AUTH; naming a user name asks for a login again. */
+    if (no_login)
+        s.no_login = true;
+    else if (username != NULL || pw_stdin || pw_file != NULL)
+        s.no_login = false;
+    if (!existed && s.password == NULL && !s.no_login && issues.n < ACCOUNT_ISSUES_MAX) {
         struct account_issue *it = &issues.items[issues.n++];
         it->field = "password";
         it->is_error = true;
