@@ -167,6 +167,14 @@ int
 account_check(const struct account_settings *s, bool send_test, const char *to,
               struct account_check_result *r)
 {
+    return account_check_ex(s, send_test, to, NULL, NULL, r);
+}
+
+int
+account_check_ex(const struct account_settings *s, bool send_test, const char *to,
+                 void (*on_step)(void *ctx, const struct smtp_step *step), void *ctx,
+                 struct account_check_result *r)
+{
     const struct account_provider *provider =
         s->provider_id != NULL ? account_provider_find(s->provider_id) : NULL;
     struct smtp_session *session = NULL;
@@ -188,6 +196,8 @@ account_check(const struct account_settings *s, bool send_test, const char *to,
     memset(&res, 0, sizeof(res));
     mo_buf_init(&letter, 1024 * 1024);
     check_options(s, &opt);
+    opt.on_step = on_step;
+    opt.on_step_ctx = ctx;
     if (opt.username != NULL && opt.secret == NULL) {
         mo_error_set(&r->err, MO_ERR_CONFIG, "password", "no password is saved for this account");
         goto diagnose;

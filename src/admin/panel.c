@@ -122,6 +122,7 @@ panel_close(struct panel *p)
 {
     if (p == NULL)
         return;
+    panel_checks_close(p);
     panel_auth_close(p->auth);
     panel_ratelimit_free(p->logins);
     account_store_close(p->store);

@@ -13,8 +13,10 @@
  *                                   {errors:[{field, message}], notes}: every
  *                                   problem at once, each naming the form's field
  *   DELETE accounts/NAME
- *   POST   accounts/NAME/check      the form's values (saved or not) -> steps,
- *   POST   accounts/NAME/test       diagnosis, transcript; test sends the letter
+ *   POST   accounts/NAME/check      the form's values (saved or not): starts the
+ *   POST   accounts/NAME/test       check (test sends the letter) -> 202 {check_id}
+ *   GET    checks/ID                {done, steps so far, result when done: steps,
+ *                                   diagnosis, transcript}; the starting session only
  *   GET    keys, POST keys {"name"} (the key is shown once), DELETE keys/NAME
  * The form: provider ("" or "custom": own server), email, username, password
  * (write-only: absent or "" keeps the stored one), sender, sender_name, host,
@@ -25,14 +27,18 @@
  * saved ones is remembered on the account, and when it passes it ends a
  * pause the delivery breaker put on the account (worker_account_resume);
  * unsaved values prove nothing about what the worker will use, so they
- * change neither. A check runs in the request's own thread (libmicrohttpd
- * gives each connection one), up to the account's timeout (60 s).
+ * change neither. A check runs in a detached thread of its own, up to the
+ * account's timeout (60 s), and reports each step as it ends, so the page
+ * shows them as they pass. panel_close waits for running checks
+ * (panel_checks_close), since their thread uses the panel's store, then frees
+ * their table.
  * Leaves out: OAuth2 sign-in, renaming an account, choosing which account is
  * the default (it is the one named "default").
  */
 #include "admin/panel_internal.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -636,53 +642,125 @@ transcript_text(const struct account_check_result *res)
     return b.data; /* handed over: the caller frees it */
 }
 
-static enum MHD_Result
-post_check(struct panel_req *r, const char *name, bool send_test)
-{
-    struct panel *p = r->p;
+/*
+ * A check runs in a thread of its own, so the page can watch its steps pass:
+ * POST .../check and .../test answer 202 {"check_id"} at once, and GET
+ * checks/ID answers {"done", "steps"} and, once done, "result": what the
+ * routes answered when they waited. A check belongs to the session that
+ * started it (another gets 404). At most PANEL_CHECKS_MAX are kept; a
+ * finished one is forgotten PANEL_CHECK_KEEP_MS after it ended, or sooner
+ * when room is needed. Linear scans; the table is tiny.
+ */
+struct panel_check {
+    struct panel *p;
+    char id[PANEL_CHECK_ID_LEN + 1];
+    unsigned char owner[crypto_generichash_BYTES]; /* hash of the session cookie */
+    char name[ACCOUNT_NAME_MAX + 1];
+    bool send_test;
+    char *to; /* NULL: the account's email */
     struct account_settings s;
-    struct account_settings stored;
     struct account_issues issues;
+    bool is_saved;
+    /* under checks->lock */
+    bool done;
+    int64_t done_ms;
+    json_t *steps;
+    json_t *result; /* when done; NULL when out of memory */
+};
+
+struct panel_checks {
+    pthread_mutex_t lock;
+    pthread_cond_t idle; /* signalled when a check thread ends */
+    int running;         /* check threads not ended yet */
+    struct panel_check *slots[PANEL_CHECKS_MAX];
+};
+
+static void
+check_free(struct panel_check *c)
+{
+    if (c == NULL)
+        return;
+    free(c->to);
+    account_settings_clear(&c->s);
+    json_decref(c->steps);
+    json_decref(c->result);
+    free(c);
+}
+
+/* The registry, made on first use (struct panel comes zeroed from panel_open). */
+static struct panel_checks *
+checks_get(struct panel *p)
+{
+    struct panel_checks *cs;
+
+    pthread_mutex_lock(&p->store_lock);
+    if (p->checks == NULL) {
+        cs = calloc(1, sizeof(*cs));
+        if (cs != NULL && pthread_mutex_init(&cs->lock, NULL) != 0) {
+            free(cs);
+            cs = NULL;
+        } else if (cs != NULL && pthread_cond_init(&cs->idle, NULL) != 0) {
+            pthread_mutex_destroy(&cs->lock);
+            free(cs);
+            cs = NULL;
+        }
+        p->checks = cs;
+    }
+    cs = p->checks;
+    pthread_mutex_unlock(&p->store_lock);
+    return cs;
+}
+
+/* Hashes the request's session cookie (the gate has checked it already). */
+static void
+check_owner(struct MHD_Connection *c, unsigned char out[crypto_generichash_BYTES])
+{
+    char id[512];
+
+    if (panel_cookie_value(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE),
+                           PANEL_COOKIE, id, sizeof(id)) != 0)
+        id[0] = '\0';
+    crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)id, strlen(id), NULL,
+                       0);
+    sodium_memzero(id, sizeof(id));
+}
+
+static void
+check_on_step(void *ctx, const struct smtp_step *step)
+{
+    struct panel_check *c = ctx;
+    struct panel_checks *cs = c->p->checks;
+
+    pthread_mutex_lock(&cs->lock);
+    json_array_append_new(c->steps, json_pack("{s:s, s:b, s:I}", "name", step->name, "ok", step->ok,
+                                              "ms", (json_int_t)step->ms));
+    pthread_mutex_unlock(&cs->lock);
+}
+
+/* Runs the check and does what follows it; returns the result JSON (NULL: out of memory). */
+static json_t *
+check_run(struct panel_check *c)
+{
+    struct panel *p = c->p;
+    const char *name = c->name;
+    const char *to = c->to;
+    bool send_test = c->send_test;
+    struct account_settings *s = &c->s;
     struct account_check_result res;
     struct mo_error err;
-    enum MHD_Result ret;
-    bool exists;
-    bool password_given;
-    bool is_saved = false;
     bool resumed = false;
     int64_t test_id = 0;
-    const char *to;
     char *outcome_text = NULL;
     char *transcript = NULL;
-    json_t *form;
     json_t *outcome;
     json_t *lines;
 
-    memset(&s, 0, sizeof(s));
-    memset(&stored, 0, sizeof(stored));
     memset(&res, 0, sizeof(res));
-    if ((form = panel_body_object(r, &ret)) == NULL)
-        return ret;
-    if (!name_ok(name))
-        return admin_http_error(r->c, MHD_HTTP_BAD_REQUEST, "name", NULL,
-                                "the account's name may hold letters, digits, \".\", \"_\" and "
-                                "\"-\"");
-    to = panel_json_str(form, "to");
-    if (to != NULL && to[0] == '\0')
-        to = NULL;
-    if (form_settings(r, name, form, true, &s, &issues, &exists, &password_given, &ret) != 0) {
-        account_settings_clear(&s);
-        return ret;
-    }
-    if (exists && stored_settings(p, name, &stored) == 0)
-        is_saved = same_settings(&s, &stored);
-    account_settings_clear(&stored);
-
-    account_check(&s, send_test, to, &res);
+    account_check_ex(s, send_test, to, check_on_step, c, &res);
 
     outcome = outcome_json(&res);
     outcome_text = outcome != NULL ? json_dumps(outcome, JSON_COMPACT) : NULL;
-    if (is_saved && outcome_text != NULL) {
+    if (c->is_saved && outcome_text != NULL) {
         pthread_mutex_lock(&p->store_lock);
         if (account_store_record_check(p->store, name, outcome_text,
                                        res.message_id[0] ? res.message_id : NULL, &err) != 0)
@@ -703,8 +781,8 @@ post_check(struct panel_req *r, const char *name, bool send_test)
         memset(&t, 0, sizeof(t));
         t.account = name;
         t.ok = res.ok;
-        t.from = s.sender != NULL ? s.sender : s.email;
-        t.to = res.to[0] ? res.to : (to != NULL ? to : s.email);
+        t.from = s->sender != NULL ? s->sender : s->email;
+        t.to = res.to[0] ? res.to : (to != NULL ? to : s->email);
         t.subject = "mailout: your mail settings work \xE2\x9C\x93";
         t.message_id = res.message_id[0] ? res.message_id : NULL;
         t.outcome_json = outcome_text != NULL ? outcome_text : "{}";
@@ -719,9 +797,9 @@ post_check(struct panel_req *r, const char *name, bool send_test)
         json_array_append_new(lines, panel_json_text(res.transcript[i]));
     if (outcome != NULL) {
         json_object_set_new(outcome, "transcript", lines);
-        json_object_set_new(outcome, "saved_settings", json_boolean(is_saved));
+        json_object_set_new(outcome, "saved_settings", json_boolean(c->is_saved));
         json_object_set_new(outcome, "resumed", json_boolean(resumed));
-        json_object_set_new(outcome, "notes", issues_json(&issues, false));
+        json_object_set_new(outcome, "notes", issues_json(&c->issues, false));
         if (test_id > 0)
             json_object_set_new(outcome, "test_id", json_integer(test_id));
     } else {
@@ -730,14 +808,193 @@ post_check(struct panel_req *r, const char *name, bool send_test)
     free(outcome_text);
     free(transcript);
     account_check_result_clear(&res);
-    account_settings_clear(&s);
     if (resumed) {
         /* the dashboard must not keep showing the pause */
         pthread_mutex_lock(&p->pause_lock);
         p->pause_cache_ms = 0;
         pthread_mutex_unlock(&p->pause_lock);
     }
-    return admin_http_json(r->c, MHD_HTTP_OK, outcome, NULL);
+    return outcome;
+}
+
+static void *
+check_thread(void *arg)
+{
+    struct panel_check *c = arg;
+    struct panel_checks *cs = c->p->checks;
+    json_t *result = check_run(c);
+
+    pthread_mutex_lock(&cs->lock);
+    c->result = result;
+    c->done = true;
+    c->done_ms = mo_now_ms();
+    account_settings_clear(&c->s); /* the password goes as soon as it is not needed */
+    cs->running--;
+    pthread_cond_broadcast(&cs->idle);
+    pthread_mutex_unlock(&cs->lock);
+    /* from here on the registry owns c and may free it, and panel_checks_close may free cs */
+    return NULL;
+}
+
+/* A free slot, forgetting expired checks and, when full, the oldest finished one; -1 when
+ * every slot runs. Caller holds cs->lock. */
+static int
+checks_slot(struct panel_checks *cs, int64_t now)
+{
+    int free_slot = -1;
+    int oldest = -1;
+
+    for (int i = 0; i < PANEL_CHECKS_MAX; i++) {
+        struct panel_check *c = cs->slots[i];
+
+        if (c != NULL && c->done && now - c->done_ms > PANEL_CHECK_KEEP_MS) {
+            check_free(c);
+            cs->slots[i] = c = NULL;
+        }
+        if (c == NULL) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (c->done && (oldest < 0 || c->done_ms < cs->slots[oldest]->done_ms)) {
+            oldest = i;
+        }
+    }
+    if (free_slot < 0 && oldest >= 0) {
+        check_free(cs->slots[oldest]);
+        cs->slots[oldest] = NULL;
+        free_slot = oldest;
+    }
+    return free_slot;
+}
+
+void
+panel_checks_close(struct panel *p)
+{
+    struct panel_checks *cs = p->checks;
+
+    if (cs == NULL)
+        return;
+    /* A running check uses the panel's store and queue: wait for it (its SMTP waits are
+     * capped by the account's timeout). */
+    pthread_mutex_lock(&cs->lock);
+    while (cs->running > 0)
+        pthread_cond_wait(&cs->idle, &cs->lock);
+    for (size_t i = 0; i < PANEL_CHECKS_MAX; i++)
+        check_free(cs->slots[i]);
+    pthread_mutex_unlock(&cs->lock);
+    pthread_cond_destroy(&cs->idle);
+    pthread_mutex_destroy(&cs->lock);
+    free(cs);
+    p->checks = NULL;
+}
+
+static enum MHD_Result
+post_check(struct panel_req *r, const char *name, bool send_test)
+{
+    struct panel *p = r->p;
+    struct panel_checks *cs = checks_get(p);
+    struct panel_check *c = NULL;
+    struct account_settings stored;
+    enum MHD_Result ret;
+    unsigned char rnd[PANEL_CHECK_ID_LEN / 2];
+    pthread_attr_t attr;
+    pthread_t tid;
+    bool exists;
+    bool password_given;
+    const char *to;
+    json_t *form;
+    int slot;
+
+    memset(&stored, 0, sizeof(stored));
+    if ((form = panel_body_object(r, &ret)) == NULL)
+        return ret;
+    if (!name_ok(name))
+        return admin_http_error(r->c, MHD_HTTP_BAD_REQUEST, "name", NULL,
+                                "the account's name may hold letters, digits, \".\", \"_\" and "
+                                "\"-\"");
+    if (cs == NULL || (c = calloc(1, sizeof(*c))) == NULL || (c->steps = json_array()) == NULL) {
+        check_free(c);
+        return admin_http_error(r->c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
+    }
+    to = panel_json_str(form, "to");
+    if (to != NULL && to[0] != '\0' && (c->to = strdup(to)) == NULL) {
+        check_free(c);
+        return admin_http_error(r->c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
+    }
+    if (form_settings(r, name, form, true, &c->s, &c->issues, &exists, &password_given, &ret) !=
+        0) {
+        check_free(c);
+        return ret;
+    }
+    if (exists && stored_settings(p, name, &stored) == 0)
+        c->is_saved = same_settings(&c->s, &stored);
+    account_settings_clear(&stored);
+    c->p = p;
+    c->send_test = send_test;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    check_owner(r->c, c->owner);
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(c->id, sizeof(c->id), rnd, sizeof(rnd));
+
+    pthread_mutex_lock(&cs->lock);
+    slot = checks_slot(cs, mo_now_ms());
+    if (slot >= 0) {
+        cs->slots[slot] = c;
+        cs->running++; /* counted before the thread exists, so close never misses it */
+    }
+    pthread_mutex_unlock(&cs->lock);
+    if (slot < 0) {
+        check_free(c);
+        return admin_http_error(r->c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL,
+                                "%d checks are running already: wait for one to end",
+                                PANEL_CHECKS_MAX);
+    }
+    if (pthread_attr_init(&attr) != 0 ||
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
+        pthread_create(&tid, &attr, check_thread, c) != 0) {
+        pthread_mutex_lock(&cs->lock);
+        cs->slots[slot] = NULL;
+        cs->running--;
+        pthread_mutex_unlock(&cs->lock);
+        check_free(c);
+        return admin_http_error(r->c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL,
+                                "the check could not start: try again");
+    }
+    pthread_attr_destroy(&attr);
+    return admin_http_json(r->c, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "check_id", c->id), NULL);
+}
+
+/* GET checks/ID: {"done", "steps"} and, when done, "result". */
+static enum MHD_Result
+get_check(struct panel_req *r, const char *id)
+{
+    struct panel_checks *cs = checks_get(r->p);
+    unsigned char owner[crypto_generichash_BYTES];
+    json_t *o = NULL;
+    bool found = false;
+
+    if (cs == NULL)
+        return admin_http_error(r->c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
+    check_owner(r->c, owner);
+    pthread_mutex_lock(&cs->lock);
+    (void)checks_slot(cs, mo_now_ms()); /* forgets the expired ones */
+    for (int i = 0; i < PANEL_CHECKS_MAX; i++) {
+        struct panel_check *c = cs->slots[i];
+
+        if (c == NULL || strcmp(c->id, id) != 0 ||
+            sodium_memcmp(c->owner, owner, sizeof(owner)) != 0)
+            continue;
+        found = true;
+        o = json_pack("{s:b, s:o}", "done", c->done, "steps", json_deep_copy(c->steps));
+        if (o != NULL && c->done)
+            json_object_set_new(o, "result",
+                                c->result != NULL ? json_deep_copy(c->result) : json_null());
+        break;
+    }
+    pthread_mutex_unlock(&cs->lock);
+    if (!found)
+        return admin_http_error(r->c, MHD_HTTP_NOT_FOUND, "id", NULL,
+                                "there is no such check (they are kept for 5 minutes)");
+    return admin_http_json(r->c, MHD_HTTP_OK, o, NULL);
 }
 
 /* ---- API keys -------------------------------------------------------------------------------- */
@@ -859,6 +1116,8 @@ panel_api_route(struct panel_req *r, bool *handled)
         return method_is(r, "GET") ? get_accounts(r) : not_allowed(r, "GET");
     if (strncmp(path, "accounts/", 9) == 0)
         return route_account(r, path + 9);
+    if (strncmp(path, "checks/", 7) == 0 && path[7] != '\0')
+        return method_is(r, "GET") ? get_check(r, path + 7) : not_allowed(r, "GET");
     if (strcmp(path, "keys") == 0) {
         if (method_is(r, "GET"))
             return get_keys(r);

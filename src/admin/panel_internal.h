@@ -154,6 +154,11 @@ void panel_ratelimit_reset(struct panel_ratelimit *rl, const struct sockaddr *pe
 #define PANEL_QUEUE_HANDLES 4
 
 struct panel_testlog;
+struct panel_checks;
+
+#define PANEL_CHECKS_MAX 16                 /* checks running or kept at once */
+#define PANEL_CHECK_KEEP_MS (5 * 60 * 1000) /* a finished check is kept this long */
+#define PANEL_CHECK_ID_LEN 32               /* hex of 16 random bytes */
 
 struct panel {
     char *home;
@@ -173,6 +178,9 @@ struct panel {
     pthread_mutex_t pause_lock;
     json_t *pause_cache;
     int64_t pause_cache_ms;
+    /* the checks running or kept for the page (panel_api.c): made on first use under
+     * store_lock; never freed (see panel_api.c) */
+    struct panel_checks *checks;
 };
 
 /* A queue handle for this thread alone until panel_queue_give (waits while all are busy). */
@@ -282,5 +290,8 @@ enum MHD_Result admin_http_download(struct MHD_Connection *c, const void *data, 
  * NULL only when out of memory.
  */
 json_t *panel_json_text(const char *s);
+
+/* Waits for running checks (panel_api.c) and frees their table; from panel_close. */
+void panel_checks_close(struct panel *p);
 
 #endif

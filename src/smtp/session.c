@@ -87,6 +87,8 @@ struct smtp_session {
     struct smtp_step steps[SMTP_STEPS_MAX];
     size_t n_steps;
     int64_t step_t0;
+    void (*on_step)(void *ctx, const struct smtp_step *step); /* NULL: nobody watches */
+    void *on_step_ctx;
 
     bool transcript_on;
     char **lines;
@@ -160,18 +162,25 @@ session_enter(struct smtp_session *s, enum smtp_state next)
     s->state = next;
 }
 
+/* Records a step and tells the watcher, if any. */
+static void
+session_step_add(struct smtp_session *s, const char *name, bool ok, int64_t ms)
+{
+    if (s->n_steps >= SMTP_STEPS_MAX)
+        return;
+    s->steps[s->n_steps] = (struct smtp_step){name, ok, ms};
+    s->n_steps++;
+    if (s->on_step != NULL)
+        s->on_step(s->on_step_ctx, &s->steps[s->n_steps - 1]);
+}
+
 /* Ends the current step: records how long it took since the last one ended. */
 static void
 session_step(struct smtp_session *s, const char *name, bool ok)
 {
     int64_t now = mo_now_ms();
 
-    if (s->n_steps < SMTP_STEPS_MAX) {
-        s->steps[s->n_steps].name = name;
-        s->steps[s->n_steps].ok = ok;
-        s->steps[s->n_steps].ms = now - s->step_t0;
-        s->n_steps++;
-    }
+    session_step_add(s, name, ok, now - s->step_t0);
     s->step_t0 = now;
 }
 
@@ -322,6 +331,8 @@ smtp_session_new(const struct smtp_options *opt, struct mo_error *err)
     s->security = opt->security;
     s->auth = opt->auth;
     s->timeouts = opt->timeouts;
+    s->on_step = opt->on_step;
+    s->on_step_ctx = opt->on_step_ctx;
     if (s->timeouts.connect_ms <= 0)
         smtp_timeouts_default(&s->timeouts);
     s->transcript_on = true;
@@ -679,7 +690,7 @@ smtp_session_open(struct smtp_session *s, struct mo_error *err)
     }
     /* The lookup and the connect are one call below; split their durations. */
     s->step_t0 += s->conn.dns_ms;
-    s->steps[s->n_steps++] = (struct smtp_step){"dns", true, s->conn.dns_ms};
+    session_step_add(s, "dns", true, s->conn.dns_ms);
     session_step(s, "connect", true);
     session_notef(s, "connected to %s port %u", s->conn.peer, s->port);
     if (s->security == SMTP_SECURITY_TLS) {

@@ -189,6 +189,8 @@ void smtp_timeouts_default(struct smtp_timeouts *t);
 /* Lowers every timeout above max_ms to max_ms. */
 void smtp_timeouts_cap(struct smtp_timeouts *t, int max_ms);
 
+struct smtp_step;
+
 struct smtp_options {
     const char *host; /* DNS name or IP literal; required */
     unsigned port;    /* required */
@@ -199,6 +201,10 @@ struct smtp_options {
     const char *ca_file;      /* NULL: the system's trust store */
     const char *helo_name;    /* NULL: this machine's name */
     struct smtp_timeouts timeouts;
+    /* NULL, or called as each step ends (after it is recorded), from the
+     * session's thread, with on_step_ctx; step is borrowed for the call. */
+    void (*on_step)(void *ctx, const struct smtp_step *step);
+    void *on_step_ctx;
 };
 
 /* One recipient's outcome. address is borrowed from the envelope. */

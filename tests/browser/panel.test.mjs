@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -286,6 +287,68 @@ test("the green button sends the confirmation letter", async () => {
   assert.equal(got.tls, true);
   assert.deepEqual(got.rcpt_tos, [stack.story.email]);
   assert.match(got.raw, /Subject: =\?UTF-8\?|Subject: mailout/);
+});
+
+test("the steps show as they pass, before the result", async () => {
+  /* Server: a TCP server of this test that accepts the connection and holds the greeting
+   * until the test lets it go, then answers "554 5.3.2 closed for the test" and hangs up.
+   * We: point the form (not saved) at it and press "Check connection".
+   * Must see: "Connect \u2713" with its duration while the check still waits for the
+   * greeting (no outcome yet, the running line still there); after the release, the
+   * diagnosis, with Connect still listed and Greeting failed. Then the form goes back. */
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  const sockets = [];
+  const server = net.createServer((sock) => {
+    sockets.push(sock);
+    sock.on("error", () => {});
+    released.then(() => sock.end("554 5.3.2 closed for the test\r\n"));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const saved = { host: await page.inputValue("#f-host"), port: await page.inputValue("#f-port"),
+                  security: await page.inputValue("#f-security") };
+  try {
+    await page.fill("#f-host", "127.0.0.1");
+    await page.fill("#f-port", String(server.address().port));
+    await page.selectOption("#f-security", "starttls");
+    const started = page.waitForResponse((r) => r.url().endsWith("/check") && r.request().method() === "POST");
+    await page.click("#btn-check");
+    const start = await started;
+    assert.equal(start.status(), 202);
+    const id = (await start.json()).check_id;
+    assert.match(id, /^[0-9a-f]{32}$/);
+    await page.locator("#steps li.ok", { hasText: "Connect \u2713" }).waitFor();
+    const early = await page.$$eval("#steps li", (ls) => ls.map((l) => l.textContent));
+    assert.equal(sockets.length, 1, "the server holds one connection");
+    assert.equal(await page.locator("#outcome > *").count(), 0, "no result yet: " + early.join(" | "));
+    assert.ok(early.some((s) => /^Connect \u2713 \d+ ms/.test(s)), early.join(" | "));
+    assert.ok(await page.isVisible("#steps li.run"), "the running line stays: " + early.join(" | "));
+    await shot("06b-steps-as-they-pass");
+    release();
+    await page.locator("#outcome .diag").waitFor();
+    const steps = await page.$$eval("#steps li", (ls) => ls.map((l) => l.textContent));
+    assert.ok(steps.some((s) => s.startsWith("Connect \u2713")), steps.join(" | "));
+    assert.ok(steps.some((s) => s.includes("\u2717")), "a failed step: " + steps.join(" | "));
+    assert.equal(await page.locator("#steps li.run").count(), 0);
+    /* the check is kept for its session only: this one sees it, another gets 404 */
+    const mine = await pageFetch("GET", "/panel/api/checks/" + id);
+    assert.equal(mine.status, 200);
+    assert.equal(mine.json.done, true);
+    assert.equal(mine.json.result.ok, false);
+    assert.deepEqual(mine.json.steps, mine.json.result.steps);
+    const login = await request({ method: "POST", path: "/panel/login", body: { password: ADMIN_PASSWORD } });
+    assert.equal(login.status, 200);
+    const other = login.headers["set-cookie"][0].split(";")[0];
+    assert.equal((await request({ path: "/panel/api/checks/" + id, headers: { Cookie: other } })).status, 404);
+    assert.equal((await request({ path: "/panel/api/checks/" + id })).status, 401);
+    assert.equal((await pageFetch("GET", "/panel/api/checks/" + "0".repeat(32))).status, 404);
+  } finally {
+    release();
+    await new Promise((resolve) => server.close(resolve));
+    await page.fill("#f-host", saved.host);
+    await page.fill("#f-port", saved.port);
+    await page.selectOption("#f-security", saved.security);
+  }
 });
 
 test("a normal password where an app password is needed: Password turns red with the fix", async () => {

@@ -205,7 +205,7 @@
         button.addEventListener("click", function () {
           button.disabled = true;
           button.textContent = "Checking\u2026";
-          api("POST", "accounts/" + encodeURIComponent(p.account) + "/check", {}).then(function (res) {
+          runCheckJob(p.account, false, {}, null).then(function (res) {
             button.disabled = false;
             button.textContent = "Check it again";
             if (res.status === 200 && res.data.ok) {
@@ -819,6 +819,32 @@
     return el("div", { className: "alert error diag", role: "alert" }, kids);
   }
 
+  /*
+   * Starts a check or a test letter (202 {check_id}) and polls checks/ID every 150 ms,
+   * handing the steps so far to onSteps (may be null). Resolves like api(): {status: 200,
+   * data: the result} when done, or the failed answer (400 with the form's errors, ...).
+   */
+  function runCheckJob(name, sendTest, body, onSteps) {
+    var path = "accounts/" + encodeURIComponent(name) + (sendTest ? "/test" : "/check");
+    return api("POST", path, body).then(function (r) {
+      if (r.status !== 202 || !r.data || !r.data.check_id) return r;
+      var id = r.data.check_id;
+      var shown = -1;
+      return new Promise(function (resolve) {
+        function poll() {
+          api("GET", "checks/" + encodeURIComponent(id)).then(function (g) {
+            if (g.status !== 200 || !g.data) { resolve(g); return; }
+            var sofar = g.data.steps || [];
+            if (onSteps && sofar.length !== shown && !g.data.done) { shown = sofar.length; onSteps(sofar); }
+            if (g.data.done) { resolve({ status: g.data.result ? 200 : 500, data: g.data.result }); return; }
+            setTimeout(poll, 150);
+          });
+        }
+        poll();
+      });
+    });
+  }
+
   function runCheck(sendTest) {
     var name = accountName();
     clearErrors();
@@ -842,7 +868,12 @@
         "\u2026 " + Math.round((Date.now() - started) / 1000) + " s";
     }, 1000);
     busy(true);
-    api("POST", "accounts/" + encodeURIComponent(name) + (sendTest ? "/test" : "/check"), body).then(function (r) {
+    runCheckJob(name, sendTest, body, function (sofar) {
+      /* the steps that passed so far, then the one running (with its counter) */
+      clear(steps);
+      stepsList(sofar).childNodes.forEach(function (li) { steps.appendChild(li.cloneNode(true)); });
+      steps.appendChild(running);
+    }).then(function (r) {
       clearInterval(tick);
       busy(false);
       clear(steps);
