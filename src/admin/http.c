@@ -14,14 +14,10 @@
  * handler may block (the panel's connection check does, up to its timeout).
  * A POST handler of the API validates and composes its message in
  * its own thread (api.c), hands it to the committer and waits on its own
- * condition variable. The committer thread takes everything that arrived
- * while its previous commit ran (up to COMMIT_BATCH_MAX messages or
- * COMMIT_BATCH_BYTES) and commits it with one queue_add_batch(): one
- * transaction, one fsync, for the whole group. Then it wakes each waiter
- * with its id or the error. With 8 clients the batches hold up to 8
- * messages; the more clients wait, the larger the batch and the cheaper each
- * message. A batch refused for one message's sake (CONFIG, e.g. too large)
- * is retried message by message so the others still go in.
+ * condition variable: the queue's group committer (queue_committer_add,
+ * src/queue/committer.c) commits everything that arrived while its previous
+ * commit ran in one transaction, one fsync. With 8 clients the batches hold
+ * up to 8 messages; the more clients wait, the cheaper each message.
  * GET reads through a second queue handle (one reader at a time). API keys
  * are checked against the in-memory keyring (apikey.c); accounts' senders
  * are cached for ACCOUNT_TTL_MS.
@@ -61,8 +57,6 @@
 #define DEFAULT_MAX_CONNECTIONS 256
 #define CONNECTION_TIMEOUT_S 60
 #define LISTEN_BACKLOG 512
-#define COMMIT_BATCH_MAX 1024
-#define COMMIT_BATCH_BYTES (64u * 1024 * 1024)
 #define ACCOUNT_TTL_MS 2000
 #define ACCOUNT_CACHE_MAX 32
 #define DISK_FULL_BYTES (1024 * 1024)
@@ -218,254 +212,7 @@ int
 admin_listen_parse(const char *text, struct sockaddr_storage *out, socklen_t *out_len,
                    struct mo_error *err)
 {
-    char host[64];
-    const char *port_text;
-    const char *t = text != NULL && text[0] != '\0' ? text : ADMIN_DEFAULT_LISTEN;
-    long port;
-    size_t host_len;
-    bool v6 = t[0] == '[';
-
-    memset(out, 0, sizeof(*out));
-    if (v6) {
-        const char *close = strchr(t, ']');
-
-        if (close == NULL || close[1] != ':')
-            goto bad;
-        host_len = (size_t)(close - t - 1);
-        port_text = close + 2;
-        if (host_len == 0 || host_len >= sizeof(host))
-            goto bad;
-        memcpy(host, t + 1, host_len);
-    } else {
-        const char *colon = strrchr(t, ':');
-
-        if (colon == NULL)
-            goto bad;
-        host_len = (size_t)(colon - t);
-        port_text = colon + 1;
-        if (memchr(t, ':', host_len) != NULL) {
-            mo_error_set(err, MO_ERR_CONFIG, "http",
-                         "\"%.100s\": write an IPv6 address in brackets, such as [::1]:8025", t);
-            return -1;
-        }
-        if (host_len == 0 || host_len >= sizeof(host))
-            goto bad;
-        memcpy(host, t, host_len);
-    }
-    host[host_len] = '\0';
-    if (mo_parse_long(port_text, 0, 65535, &port) != 0) {
-        mo_error_set(err, MO_ERR_CONFIG, "http",
-                     "\"%.100s\": the port must be a number from 0 to 65535", t);
-        return -1;
-    }
-    if (v6) {
-        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)out;
-
-        if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
-            goto bad;
-        sa->sin6_family = AF_INET6;
-        sa->sin6_port = htons((uint16_t)port);
-        *out_len = sizeof(*sa);
-    } else {
-        struct sockaddr_in *sa = (struct sockaddr_in *)out;
-
-        if (strcmp(host, "localhost") == 0)
-            snprintf(host, sizeof(host), "127.0.0.1");
-        if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-            goto bad;
-        sa->sin_family = AF_INET;
-        sa->sin_port = htons((uint16_t)port);
-        *out_len = sizeof(*sa);
-    }
-    return 0;
-bad:
-    mo_error_set(err, MO_ERR_CONFIG, "http",
-                 "\"%.100s\" is not an address to listen on: write IP:PORT, such as "
-                 "127.0.0.1:8025, or [IPv6]:PORT, such as [::1]:8025",
-                 t);
-    return -1;
-}
-
-/* ---- the committer -------------------------------------------------------------------- */
-
-struct commit_item {
-    const struct queue_new_message *m;
-    int64_t id;
-    int rc;
-    struct mo_error err;
-    bool done;
-    pthread_cond_t cond;
-    struct commit_item *next;
-};
-
-struct committer {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct commit_item *head;
-    struct commit_item *tail;
-    bool stop;
-    bool started;
-    pthread_t thread;
-    struct queue *q;
-    /* statistics, under lock */
-    uint64_t n_commits;
-    uint64_t n_messages; /* committed */
-    size_t largest_batch;
-    int64_t commit_us; /* time spent in commits */
-};
-
-/* Commits items[0..n) as one batch; falls back to one by one when one message spoils it. */
-static void
-committer_commit(struct committer *c, struct commit_item **items, size_t n)
-{
-    const struct queue_new_message *ms[COMMIT_BATCH_MAX];
-    int64_t ids[COMMIT_BATCH_MAX];
-    struct mo_error err;
-
-    for (size_t i = 0; i < n; i++)
-        ms[i] = items[i]->m;
-    if (queue_add_batch(c->q, ms, n, ids, &err) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            items[i]->rc = 0;
-            items[i]->id = ids[i];
-        }
-        return;
-    }
-    if (n == 1 || err.category == MO_ERR_STORAGE) {
-        for (size_t i = 0; i < n; i++) {
-            items[i]->rc = -1;
-            items[i]->err = err;
-        }
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        items[i]->rc = queue_add(c->q, items[i]->m, &items[i]->id, &items[i]->err);
-}
-
-static void *
-committer_main(void *arg)
-{
-    struct committer *c = arg;
-    struct commit_item *batch[COMMIT_BATCH_MAX];
-
-    pthread_mutex_lock(&c->lock);
-    for (;;) {
-        size_t n = 0;
-        size_t bytes = 0;
-        int64_t t0;
-
-        while (c->head == NULL && !c->stop)
-            pthread_cond_wait(&c->wake, &c->lock);
-        if (c->head == NULL)
-            break;
-        /* everything that arrived while the previous commit ran, within bounds */
-        while (c->head != NULL && n < COMMIT_BATCH_MAX &&
-               (n == 0 || bytes + c->head->m->len <= COMMIT_BATCH_BYTES)) {
-            batch[n++] = c->head;
-            bytes += c->head->m->len;
-            c->head = c->head->next;
-        }
-        if (c->head == NULL)
-            c->tail = NULL;
-        pthread_mutex_unlock(&c->lock);
-
-        t0 = mo_now_us();
-        committer_commit(c, batch, n);
-        t0 = mo_now_us() - t0;
-
-        pthread_mutex_lock(&c->lock);
-        c->commit_us += t0;
-        c->n_commits++;
-        for (size_t i = 0; i < n; i++)
-            c->n_messages += batch[i]->rc == 0 ? 1 : 0;
-        if (n > c->largest_batch)
-            c->largest_batch = n;
-        for (size_t i = 0; i < n; i++) {
-            batch[i]->done = true;
-            pthread_cond_signal(&batch[i]->cond);
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    return NULL;
-}
-
-static int
-committer_start(struct committer *c, const char *home, struct mo_error *err)
-{
-    if (queue_open(home, NULL, &c->q, err) != 0)
-        return -1;
-    if (pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, NULL) != 0) {
-        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make the committer's locks");
-        return -1;
-    }
-    if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
-        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot start the committer thread");
-        return -1;
-    }
-    c->started = true;
-    return 0;
-}
-
-/* Waits for everything queued, then stops the thread and closes the queue. */
-static void
-committer_stop(struct committer *c)
-{
-    if (c->started) {
-        pthread_mutex_lock(&c->lock);
-        c->stop = true;
-        pthread_cond_signal(&c->wake);
-        pthread_mutex_unlock(&c->lock);
-        pthread_join(c->thread, NULL);
-        mo_log(MO_LOG_INFO,
-               "http: %llu messages queued in %llu commits (largest batch %zu, %.2f ms a "
-               "commit)",
-               (unsigned long long)c->n_messages, (unsigned long long)c->n_commits,
-               c->largest_batch,
-               c->n_commits > 0 ? (double)c->commit_us / 1000.0 / (double)c->n_commits : 0.0);
-        pthread_cond_destroy(&c->wake);
-        pthread_mutex_destroy(&c->lock);
-    }
-    if (c->q != NULL)
-        queue_close(c->q);
-    c->q = NULL;
-}
-
-/* Queues m with the next group commit and waits for it. 0 ok (*id set); -1 with err. */
-static int
-committer_submit(struct committer *c, const struct queue_new_message *m, int64_t *id,
-                 struct mo_error *err)
-{
-    struct commit_item item;
-
-    memset(&item, 0, sizeof(item));
-    item.m = m;
-    if (pthread_cond_init(&item.cond, NULL) != 0) {
-        mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make a condition variable");
-        return -1;
-    }
-    pthread_mutex_lock(&c->lock);
-    if (c->stop) {
-        pthread_mutex_unlock(&c->lock);
-        pthread_cond_destroy(&item.cond);
-        mo_error_set(err, MO_ERR_STORAGE, NULL, "the service is stopping");
-        return -1;
-    }
-    if (c->tail != NULL)
-        c->tail->next = &item;
-    else
-        c->head = &item;
-    c->tail = &item;
-    pthread_cond_signal(&c->wake);
-    while (!item.done)
-        pthread_cond_wait(&item.cond, &c->lock);
-    pthread_mutex_unlock(&c->lock);
-    pthread_cond_destroy(&item.cond);
-    if (item.rc != 0) {
-        *err = item.err;
-        return -1;
-    }
-    *id = item.id;
-    return 0;
+    return mo_listen_parse(text, ADMIN_DEFAULT_LISTEN, "http", out, out_len, NULL, err);
 }
 
 /* ---- accounts: the default sender -------------------------------------------------------- */
@@ -650,7 +397,7 @@ struct admin_server {
     size_t max_body_bytes;
     char *home;
     struct admin_keyring *keys;
-    struct committer committer;
+    struct queue_committer *committer;
     pthread_mutex_t read_lock; /* one reader at a time on read_q */
     struct queue *read_q;
     struct accounts accounts;
@@ -931,7 +678,7 @@ commit_and_respond(struct admin_server *s, struct MHD_Connection *c,
     struct mo_error err;
     int64_t id = 0;
 
-    if (committer_submit(&s->committer, qm, &id, &err) != 0)
+    if (queue_committer_add(s->committer, qm, &id, &err) != 0)
         return respond_failure(s, c, &err);
     return respond_queued(c, id, qm->message_id);
 }
@@ -1388,7 +1135,7 @@ admin_start(const struct admin_options *opt, struct admin_server **out, struct m
     if (admin_keyring_open(s->home, &s->keys, err) != 0 ||
         account_store_open(s->home, &s->accounts.store, err) != 0 ||
         queue_open(s->home, NULL, &s->read_q, err) != 0 ||
-        committer_start(&s->committer, s->home, err) != 0 ||
+        queue_committer_start(s->home, NULL, "http", &s->committer, err) != 0 ||
         panel_open(s->home, &s->panel, err) != 0)
         goto out;
     if (admin_mhd_load(err) != 0)
@@ -1428,7 +1175,7 @@ admin_stop(struct admin_server *s)
     /* joins every connection thread; the committer still answers the ones waiting on it */
     if (s->mhd != NULL)
         MHD_stop_daemon(s->mhd);
-    committer_stop(&s->committer);
+    queue_committer_stop(s->committer);
     panel_close(s->panel);
     if (s->read_q != NULL)
         queue_close(s->read_q);

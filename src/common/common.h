@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -124,5 +125,19 @@ int64_t mo_now_us(void);
 int mo_parse_long(const char *s, long min, long max, long *out);
 /* Case-insensitive ASCII comparison of the first n bytes. */
 bool mo_ascii_prefix(const char *s, const char *prefix);
+
+/* ---- listening addresses (net.c) -------------------------------------- */
+
+/*
+ * Parses "IP:PORT" (IPv4 dotted quad, or "localhost" for 127.0.0.1) or
+ * "[IPv6]:PORT", port 0 to 65535 (0: any free port). No name lookup. NULL
+ * or "" means default_text (e.g. "127.0.0.1:8025", whose port the error
+ * texts use as their example). *is_loopback (may be NULL): 127.0.0.0/8,
+ * ::1 or ::ffff:127.x. Errors: CONFIG with field (a static string, e.g.
+ * "http", "smtp").
+ */
+int mo_listen_parse(const char *text, const char *default_text, const char *field,
+                    struct sockaddr_storage *out, socklen_t *out_len, bool *is_loopback,
+                    struct mo_error *err);
 
 #endif

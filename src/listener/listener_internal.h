@@ -124,7 +124,6 @@ int listener_listen_parse(const char *text, struct sockaddr_storage *out, sockle
 
 /* ---- the server's shared parts (server.c, commit.c) --------------------------- */
 
-struct listener_committer;
 struct listener_accounts;
 struct admin_keyring;
 
@@ -145,7 +144,7 @@ struct listener_server {
     int data_timeout_ms;
     SSL_CTX *tls; /* NULL: no STARTTLS */
     struct admin_keyring *keyring;
-    struct listener_committer *committer;
+    struct queue_committer *committer;
     struct listener_accounts *accounts;
 
     int fd;
@@ -173,14 +172,12 @@ bool listener_rate_take(struct listener_server *s, const char *ip);
 /* True when home's file system has less than need bytes (plus a margin) free. server.c */
 bool listener_disk_short(const struct listener_server *s, uint64_t need);
 
-/* The committer (commit.c): group commit of the messages of every session. */
-int listener_committer_start(const char *home, struct listener_committer **out,
-                             struct mo_error *err);
-/* Waits until m is committed (0, *id_out) or refused (-1, err as queue_add). */
-int listener_commit(struct listener_committer *c, const struct queue_new_message *m,
-                    int64_t *id_out, struct mo_error *err);
-/* Commits what waits, then stops. NULL is a no-op. */
-void listener_committer_stop(struct listener_committer *c);
+/*
+ * Waits until m is committed (0, *id_out) or refused (-1, err): the same as
+ * queue_committer_add (commit.c), kept for session.c.
+ */
+int listener_commit(struct queue_committer *c, const struct queue_new_message *m, int64_t *id_out,
+                    struct mo_error *err);
 
 /* The accounts (commit.c), cached for a moment. */
 int listener_accounts_open(const char *home, struct listener_accounts **out, struct mo_error *err);

@@ -348,7 +348,7 @@ server_free(struct listener_server *s)
 {
     if (s == NULL)
         return;
-    listener_committer_stop(s->committer);
+    queue_committer_stop(s->committer);
     listener_accounts_close(s->accounts);
     admin_keyring_close(s->keyring);
     SSL_CTX_free(s->tls);
@@ -446,7 +446,7 @@ server_start(const struct listener_options *opt, struct listener_server **out, s
     }
     if (admin_keyring_open(s->home, &s->keyring, err) != 0 ||
         listener_accounts_open(s->home, &s->accounts, err) != 0 ||
-        listener_committer_start(s->home, &s->committer, err) != 0)
+        queue_committer_start(s->home, NULL, "smtp-in", &s->committer, err) != 0)
         goto out;
     if (pthread_create(&s->accept_thread, NULL, accept_main, s) != 0) {
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot start the accept thread");

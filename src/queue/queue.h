@@ -103,6 +103,45 @@ int queue_add(struct queue *q, const struct queue_new_message *m, int64_t *id_ou
 int queue_add_batch(struct queue *q, const struct queue_new_message *const *ms, size_t n,
                     int64_t *ids, struct mo_error *err);
 
+/* ---- group commit: many concurrent entry-point threads, one writer ---------
+ * Durability contract: queue_committer_add() returns 0 only after m is in a
+ * committed transaction (synchronous=FULL), exactly as queue_add() promises;
+ * a caller may answer "queued" (202, 250) then and not before. Messages that
+ * arrive while a commit runs are committed together in the next one (at most
+ * 1024 messages or 64 MB, one queue_add_batch(): one fsync for the group).
+ * If the batch fails for a STORAGE reason, every message in it fails with
+ * that error and none is queued; for any other reason (one message's CONFIG
+ * error) the messages are retried one by one, so each gets its own outcome.
+ * queue_committer_stop() commits whatever is waiting before it returns.
+ */
+struct queue_committer;
+
+/*
+ * Opens its own queue on home (opt as queue_open, may be NULL) and starts
+ * the committer thread. log_name (e.g. "http", "smtp-in"; NULL: "queue")
+ * prefixes the statistics line logged at stop. *out is owned by the caller
+ * (queue_committer_stop). Errors: as queue_open; INTERNAL (thread, locks).
+ */
+int queue_committer_start(const char *home, const struct queue_options *opt, const char *log_name,
+                          struct queue_committer **out, struct mo_error *err);
+
+/*
+ * Hands m (borrowed until it returns) to the next group commit and blocks
+ * until it is committed: 0 with *id_out (may be NULL) set; or -1 with err
+ * (may be NULL) as queue_add would set it for m (CONFIG, STORAGE), STORAGE
+ * "the service is stopping" (temporary) once stop began, or INTERNAL.
+ * Thread-safe; must not be called after queue_committer_stop returned.
+ */
+int queue_committer_add(struct queue_committer *c, const struct queue_new_message *m,
+                        int64_t *id_out, struct mo_error *err);
+
+/*
+ * Commits what waits, refuses new messages, joins the thread, logs
+ * "<log_name>: N messages queued in M commits (...)", closes the queue and
+ * frees c. NULL is a no-op.
+ */
+void queue_committer_stop(struct queue_committer *c);
+
 /* A claimed message, owned by the caller (queue_job_free). */
 struct queue_job {
     int64_t id;

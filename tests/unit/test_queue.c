@@ -2,9 +2,9 @@
  * test_queue.c - the durable queue (src/queue): state names, the retry
  * delay, validation, the state machine through queue_finish, claims (due
  * times, accounts, leases), recovery, admin actions, list/search/paging,
- * counts, and what must survive a crash or a full disk: nothing that
- * queue_add acknowledged is ever lost or half-written, and a claim that died
- * comes back as "uncertain", never as "queued".
+ * counts, the group committer, and what must survive a crash or a full
+ * disk: nothing that queue_add acknowledged is ever lost or half-written,
+ * and a claim that died comes back as "uncertain", never as "queued".
  *
  * Most tests pin the queue's clock (queue_test_set_clock) so due times are
  * exact; the crash tests use the real clock and real processes.
@@ -1337,6 +1337,96 @@ test_concurrent_writers_and_claimers(void **state)
                      THREADS * PER_THREAD);
 }
 
+/* ---- the group committer (committer.c) ------------------------------------- */
+
+enum { COMMIT_THREADS = 8, COMMIT_PER_THREAD = 25 };
+
+struct committer_arg {
+    struct queue_committer *c;
+    int64_t ids[COMMIT_PER_THREAD];
+    int rcs[COMMIT_PER_THREAD];
+    struct mo_error errs[COMMIT_PER_THREAD];
+};
+
+/* Every fifth message has no recipient: its CONFIG error must not spoil its batch. */
+static void *
+committer_thread(void *p)
+{
+    struct committer_arg *a = p;
+    static const char *const rcpt[] = {"t@example.net"};
+
+    for (int i = 0; i < COMMIT_PER_THREAD; i++) {
+        struct queue_new_message m = {.from = "s@example.com",
+                                      .rcpts = rcpt,
+                                      .n_rcpts = i % 5 == 4 ? 0 : 1,
+                                      .data = "x\r\n",
+                                      .len = 3};
+        mo_error_clear(&a->errs[i]);
+        a->rcs[i] = queue_committer_add(a->c, &m, &a->ids[i], &a->errs[i]);
+    }
+    return NULL;
+}
+
+static void
+test_committer_group_commit(void **state)
+{
+    static struct committer_arg args[COMMIT_THREADS];
+    pthread_t threads[COMMIT_THREADS];
+    struct queue_committer *c = NULL;
+    unsigned char seen[COMMIT_THREADS * COMMIT_PER_THREAD + 1] = {0};
+    struct mo_error err;
+    int good = 0;
+    (void)state;
+
+    queue_committer_stop(NULL); /* a no-op */
+    mo_error_clear(&err);
+    if (queue_committer_start(home, NULL, "test", &c, &err) != 0)
+        fail_msg("queue_committer_start: %s", err.text);
+    for (int t = 0; t < COMMIT_THREADS; t++) {
+        memset(&args[t], 0, sizeof(args[t]));
+        args[t].c = c;
+        assert_int_equal(pthread_create(&threads[t], NULL, committer_thread, &args[t]), 0);
+    }
+    for (int t = 0; t < COMMIT_THREADS; t++)
+        pthread_join(threads[t], NULL);
+    queue_committer_stop(c);
+
+    for (int t = 0; t < COMMIT_THREADS; t++) {
+        for (int i = 0; i < COMMIT_PER_THREAD; i++) {
+            if (i % 5 == 4) {
+                assert_int_equal(args[t].rcs[i], -1);
+                assert_int_equal(args[t].errs[i].category, MO_ERR_CONFIG);
+                assert_string_equal(args[t].errs[i].field, "recipient");
+                continue;
+            }
+            assert_int_equal(args[t].rcs[i], 0);
+            assert_true(args[t].ids[i] >= 1 &&
+                        args[t].ids[i] <= COMMIT_THREADS * COMMIT_PER_THREAD);
+            if (seen[args[t].ids[i]])
+                fail_msg("id %lld handed out twice", (long long)args[t].ids[i]);
+            seen[args[t].ids[i]] = 1;
+            good++;
+        }
+    }
+    /* committed means on disk: a fresh connection sees every acknowledged message */
+    assert_int_equal(db_count(home, "SELECT count(*) FROM messages"), good);
+    assert_int_equal(good, COMMIT_THREADS * COMMIT_PER_THREAD * 4 / 5);
+}
+
+/* A read-only folder: start fails with STORAGE and leaves nothing running. */
+static void
+test_committer_start_fails_cleanly(void **state)
+{
+    struct queue_committer *c = (struct queue_committer *)1;
+    struct mo_error err;
+    (void)state;
+
+    mo_error_clear(&err);
+    assert_int_equal(queue_committer_start("/nonexistent/mailout-home", NULL, NULL, &c, &err), -1);
+    assert_null(c);
+    assert_int_equal(err.category, MO_ERR_STORAGE);
+}
+
 static void
 test_crash_during_claim_becomes_uncertain(void **state)
 {
@@ -1662,6 +1752,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_list_search_paging, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_counts, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_next_due, make_home, remove_home),
+        cmocka_unit_test_setup_teardown(test_committer_group_commit, make_home, remove_home),
+        cmocka_unit_test(test_committer_start_fails_cleanly),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_and_claimers, make_home,
                                         remove_home),
         cmocka_unit_test_setup_teardown(test_crash_during_claim_becomes_uncertain, make_home,
