@@ -108,7 +108,6 @@ account_store_open(const char *home, struct account_store **out, struct mo_error
 {
     struct account_store *st = NULL;
     char path[4096];
-    char *msg = NULL;
     int rc = -1;
 
     *out = NULL;
@@ -132,25 +131,10 @@ account_store_open(const char *home, struct account_store **out, struct mo_error
         mo_error_set(err, MO_ERR_CONFIG, "home", "the data folder's path is too long");
         goto out;
     }
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        store_db_error(st, err, "cannot open the database");
+    if (mo_db_open(path, store_schema, 5000, false, &st->db, err) != 0)
         goto out;
-    }
-    sqlite3_busy_timeout(st->db, 5000);
-    /* Short-lived processes (sendmail, the CLI) must not pay a checkpoint on exit; the
-     * service's commits checkpoint as the WAL grows. */
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     &msg) != SQLITE_OK ||
-        sqlite3_exec(st->db, store_schema, NULL, NULL, &msg) != SQLITE_OK) {
-        mo_error_set(err, MO_ERR_STORAGE, "home", "cannot prepare the database %s: %s", path,
-                     msg != NULL ? msg : "?");
-        goto out;
-    }
     rc = 0;
 out:
-    sqlite3_free(msg);
     if (rc != 0)
         account_store_close(st);
     else

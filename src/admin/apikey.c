@@ -130,10 +130,7 @@ db_error(sqlite3 *db, struct mo_error *err, const char *what)
 static int
 apikey_db_open(const char *home, sqlite3 **out, struct mo_error *err)
 {
-    sqlite3 *db = NULL;
     char path[4096];
-    char *msg = NULL;
-    int rc = -1;
 
     *out = NULL;
     if (home == NULL || home[0] == '\0') {
@@ -149,27 +146,7 @@ apikey_db_open(const char *home, sqlite3 **out, struct mo_error *err)
         mo_error_set(err, MO_ERR_CONFIG, "home", "the data folder's path is too long");
         return -1;
     }
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        db_error(db, err, "cannot open the database");
-        goto out;
-    }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) !=
-            SQLITE_OK ||
-        sqlite3_exec(db, apikey_schema, NULL, NULL, &msg) != SQLITE_OK) {
-        mo_error_set(err, MO_ERR_STORAGE, "home", "cannot prepare the database %s: %s", path,
-                     msg != NULL ? msg : "?");
-        goto out;
-    }
-    rc = 0;
-out:
-    sqlite3_free(msg);
-    if (rc == 0)
-        *out = db;
-    else
-        sqlite3_close(db);
-    return rc;
+    return mo_db_open(path, apikey_schema, BUSY_TIMEOUT_MS, true, out, err);
 }
 
 static int

@@ -71,7 +71,6 @@ panel_auth_open(const char *home, struct panel_auth **out, struct mo_error *err)
 {
     struct panel_auth *a = NULL;
     char path[4096];
-    char *msg = NULL;
     int rc = -1;
 
     *out = NULL;
@@ -108,23 +107,10 @@ panel_auth_open(const char *home, struct panel_auth **out, struct mo_error *err)
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "cannot make a lock");
         return -1;
     }
-    if (sqlite3_open_v2(path, &a->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        auth_db_error(a->db, err, "cannot open the database");
+    if (mo_db_open(path, auth_schema, AUTH_BUSY_TIMEOUT_MS, true, &a->db, err) != 0)
         goto out;
-    }
-    sqlite3_busy_timeout(a->db, AUTH_BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     &msg) != SQLITE_OK ||
-        sqlite3_exec(a->db, auth_schema, NULL, NULL, &msg) != SQLITE_OK) {
-        mo_error_set(err, MO_ERR_STORAGE, "home", "cannot prepare the database %s: %s", path,
-                     msg != NULL ? msg : "?");
-        goto out;
-    }
     rc = 0;
 out:
-    sqlite3_free(msg);
     if (rc == 0)
         *out = a;
     else

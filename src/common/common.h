@@ -110,6 +110,20 @@ enum mo_log_level { MO_LOG_DEBUG, MO_LOG_INFO, MO_LOG_WARN, MO_LOG_ERROR };
 void mo_log_init(enum mo_log_level min_level);
 void mo_log(enum mo_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- the database ------------------------------------------------------ */
+
+struct sqlite3;
+
+/*
+ * Opens (creating it when needed) the SQLite file at path in WAL mode with
+ * synchronous=FULL, the given busy timeout and no checkpoint on close, then
+ * runs schema (may be NULL). no_mutex: the caller serialises its own use.
+ * On success *out is the connection (sqlite3_close it). Errors: STORAGE
+ * (field "home").
+ */
+int mo_db_open(const char *path, const char *schema, int busy_timeout_ms, bool no_mutex,
+               struct sqlite3 **out, struct mo_error *err);
+
 /* ---- small helpers ----------------------------------------------------- */
 
 /* strdup that returns NULL for NULL. Caller frees. */

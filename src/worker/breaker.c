@@ -61,7 +61,6 @@ breaker_open(const char *home, struct breaker **out, struct mo_error *err)
 {
     struct breaker *b = NULL;
     char path[4096];
-    char *msg = NULL;
     int rc = -1;
 
     *out = NULL;
@@ -83,24 +82,10 @@ breaker_open(const char *home, struct breaker **out, struct mo_error *err)
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
         return -1;
     }
-    if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        breaker_db_error(b, err, "cannot open the database");
-        if (err != NULL)
-            err->field = "home";
+    if (mo_db_open(path, breaker_schema, 10000, false, &b->db, err) != 0)
         goto out;
-    }
-    sqlite3_busy_timeout(b->db, 10000);
-    if (sqlite3_exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     &msg) != SQLITE_OK ||
-        sqlite3_exec(b->db, breaker_schema, NULL, NULL, &msg) != SQLITE_OK) {
-        mo_error_set(err, MO_ERR_STORAGE, "home", "cannot prepare the database %s: %s", path,
-                     msg != NULL ? msg : "?");
-        goto out;
-    }
     rc = 0;
 out:
-    sqlite3_free(msg);
     if (rc != 0)
         breaker_close(b);
     else
