@@ -27,6 +27,16 @@ mo_db_open(const char *path, const char *schema, int busy_timeout_ms, bool no_mu
     }
     sqlite3_busy_timeout(db, busy_timeout_ms);
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    /* While another connection makes the file, switching to WAL can answer "busy" without
+     * waiting: ask again for a while. */
+    for (int tries = 0; sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK;
+         tries++) {
+        int code = sqlite3_errcode(db);
+
+        if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || tries >= 500)
+            break; /* the exec below reports it */
+        sqlite3_sleep(10);
+    }
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) !=
             SQLITE_OK ||
         (schema != NULL && sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK)) {

@@ -393,11 +393,26 @@ q_prepare_schema(struct queue *q, const char *path, struct mo_error *err)
     long version = 0;
     int rc = -1;
 
-    /* journal_mode is a property of the file; asking again is a no-op once it is WAL. */
-    if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK ||
-        sqlite3_step(stmt) != SQLITE_ROW) {
-        q_db_error(q, err, sqlite3_errcode(q->db), "the queue could not be opened");
-        goto out;
+    /* journal_mode is a property of the file; asking again is a no-op once it is WAL. While
+     * another connection makes the file (a first start with several processes), the switch
+     * can answer "busy" without waiting: ask again for a while. */
+    for (int tries = 0;; tries++) {
+        int step;
+
+        if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK) {
+            q_db_error(q, err, sqlite3_errcode(q->db), "the queue could not be opened");
+            goto out;
+        }
+        step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW)
+            break;
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if ((step != SQLITE_BUSY && step != SQLITE_LOCKED) || tries >= 500) {
+            q_db_error(q, err, sqlite3_errcode(q->db), "the queue could not be opened");
+            goto out;
+        }
+        sqlite3_sleep(10);
     }
     mode = sqlite3_column_text(stmt, 0);
     if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
