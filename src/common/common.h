@@ -124,6 +124,18 @@ struct sqlite3;
 int mo_db_open(const char *path, const char *schema, int busy_timeout_ms, bool no_mutex,
                struct sqlite3 **out, struct mo_error *err);
 
+/*
+ * The process's write gate: one write transaction at a time across all of
+ * this process's connections to mailout.db. SQLite makes a second writer
+ * sleep in its busy handler (1 ms and up) even when the first commits within
+ * microseconds; threads of one process wait on this mutex instead and wake at
+ * once. Taken just before BEGIN IMMEDIATE and released after COMMIT or
+ * ROLLBACK; never held while waiting on the network or another lock.
+ * Other processes still meet SQLite's own lock and busy timeout.
+ */
+void mo_db_write_enter(void);
+void mo_db_write_leave(void);
+
 /* ---- small helpers ----------------------------------------------------- */
 
 /* strdup that returns NULL for NULL. Caller frees. */

@@ -7,8 +7,23 @@
  */
 #include "common/common.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+
+static pthread_mutex_t write_gate = PTHREAD_MUTEX_INITIALIZER;
+
+void
+mo_db_write_enter(void)
+{
+    pthread_mutex_lock(&write_gate);
+}
+
+void
+mo_db_write_leave(void)
+{
+    pthread_mutex_unlock(&write_gate);
+}
 
 int
 mo_db_open(const char *path, const char *schema, int busy_timeout_ms, bool no_mutex,

@@ -20,7 +20,7 @@
 #include "mime/mime.h"
 #include "mime/mime_internal.h"
 
-#include <openssl/rand.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,10 +328,7 @@ mime_message_id_new(const char *domain, char *out, size_t out_size, struct mo_er
                      "cannot make a Message-ID: the sender's domain is not a valid ASCII domain");
         return -1;
     }
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        mo_error_set(err, MO_ERR_INTERNAL, NULL, "the random generator failed");
-        return -1;
-    }
+    randombytes_buf(rnd, sizeof(rnd));
     hex_encode(rnd, sizeof(rnd), hex);
     n = snprintf(out, out_size, "%s@%s", hex, domain);
     if (n < 0 || (size_t)n >= out_size) {
@@ -361,10 +358,7 @@ boundary_new(char *out, const struct body *text, const struct body *html, const 
     char hex[2 * RANDOM_BYTES + 1];
 
     for (int i = 0; i < BOUNDARY_TRIES; i++) {
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-            mo_error_set(err, MO_ERR_INTERNAL, NULL, "the random generator failed");
-            return -1;
-        }
+        randombytes_buf(rnd, sizeof(rnd));
         hex_encode(rnd, sizeof(rnd), hex);
         snprintf(out, BOUNDARY_SIZE, "%s%s", BOUNDARY_PREFIX, hex);
         if (!body_contains(text, out) && !body_contains(html, out) &&

@@ -29,20 +29,34 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define Q_SCHEMA_VERSION 1
+#define Q_SCHEMA_VERSION 2
+#define Q_INDEXES_2                                                                                \
+    "CREATE INDEX IF NOT EXISTS messages_waiting ON messages(state, next_attempt_at)"              \
+    " WHERE " Q_WAITING ";"                                                                        \
+    "CREATE INDEX IF NOT EXISTS messages_waiting_account"                                          \
+    " ON messages(account, state, next_attempt_at) WHERE " Q_WAITING ";"                           \
+    "CREATE INDEX IF NOT EXISTS messages_busy ON messages(state) WHERE " Q_BUSY ";"                \
+    "CREATE INDEX IF NOT EXISTS messages_sent_at ON messages(updated_at) WHERE state = 'sent';"
 #define Q_BUSY_TIMEOUT_MS 10000
 #define Q_DEFAULT_MAX_AGE_S (5 * 86400)
 #define Q_DEFAULT_GRACE_S (30 * 60)
 #define Q_DEFAULT_MAX_MESSAGE_BYTES (50 * 1024 * 1024)
 
 /*
- * Indexes, and who needs them:
- *   messages_due (state, next_attempt_at)      claims, queue_next_due
- *   messages_account (account, state, next_..)  claims for one account,
- *                                               queue_due_accounts
- *   messages_state_time (state, updated_at)     uncertain grace, sent today
- *   messages_state (state) = (state, id)        list one state, newest first
- * The newest-first list without a state walks the primary key backwards.
+ * Indexes, and who needs them. Partial indexes hold only the rows a query
+ * looks for, so a message costs index work while it waits and once more when
+ * it settles, not at every change (schema 2; see q_migrate_1_to_2):
+ *   messages_waiting (state, next_attempt_at)   claims across accounts,
+ *     WHERE Q_WAITING                           queue_next_due, retry-all
+ *   messages_waiting_account (account, state,   claims for one account,
+ *     next_attempt_at) WHERE Q_WAITING          queue_due_accounts
+ *   messages_busy (state) WHERE Q_BUSY          recovery of 'sending', the
+ *                                               list of 'failed'
+ *   messages_sent_at (updated_at)               sent today
+ *     WHERE state = 'sent'
+ * A query uses a partial index only when its WHERE holds the index's term
+ * word for word, hence the macros (queue_internal.h). The list of sent mail,
+ * newest first, walks the primary key backwards.
  */
 static const char *const q_schema =
     "CREATE TABLE IF NOT EXISTS queue_meta ("
@@ -90,9 +104,7 @@ static const char *const q_schema =
     "  enhanced TEXT,"
     "  reply TEXT,"
     "  transcript TEXT);"
-    "CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_attempt_at);"
-    "CREATE INDEX IF NOT EXISTS messages_account ON messages(account, state, next_attempt_at);"
-    "CREATE INDEX IF NOT EXISTS messages_state_time ON messages(state, updated_at);"
+    Q_INDEXES_2
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
     "CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id);"
     /*
@@ -123,7 +135,14 @@ static const char *const q_schema =
     "  UPDATE queue_state_counts SET n = n - 1 WHERE state = OLD.state;"
     "  UPDATE queue_state_counts SET n = n + 1 WHERE state = NEW.state;"
     "END;"
-    "INSERT OR IGNORE INTO queue_meta (key, value) VALUES ('schema_version', '1');";
+    "INSERT OR IGNORE INTO queue_meta (key, value) VALUES ('schema_version', '2');";
+
+/* Schema 1 indexed every message in full at every change of state. */
+static const char *const q_migrate_1_to_2 =
+    "DROP INDEX IF EXISTS messages_due;"
+    "DROP INDEX IF EXISTS messages_account;"
+    "DROP INDEX IF EXISTS messages_state_time;" Q_INDEXES_2
+    "UPDATE queue_meta SET value = '2' WHERE key = 'schema_version';";
 
 static const char *const q_state_names[QUEUE_STATE_COUNT] = {
     [QUEUE_QUEUED] = Q_QUEUED,     [QUEUE_SENDING] = Q_SENDING, [QUEUE_SENT] = Q_SENT,
@@ -293,7 +312,13 @@ q_run(struct queue *q, enum q_stmt id, const char *sql, const char *consequence,
 int
 q_begin_write(struct queue *q, const char *consequence, struct mo_error *err)
 {
-    return q_run(q, Q_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", consequence, err);
+    mo_db_write_enter();
+    if (q_run(q, Q_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", consequence, err) != 0) {
+        mo_db_write_leave();
+        return -1;
+    }
+    q->holds_gate = true;
+    return 0;
 }
 
 int
@@ -302,20 +327,34 @@ q_begin_read(struct queue *q, struct mo_error *err)
     return q_run(q, Q_BEGIN_READ, "BEGIN", "the queue could not be read", err);
 }
 
+/* Lets the next writer in once this connection's write transaction is over. */
+static void
+q_leave_gate(struct queue *q)
+{
+    if (q->holds_gate && sqlite3_get_autocommit(q->db)) {
+        q->holds_gate = false;
+        mo_db_write_leave();
+    }
+}
+
 int
 q_commit(struct queue *q, const char *consequence, struct mo_error *err)
 {
-    return q_run(q, Q_COMMIT, "COMMIT", consequence, err);
+    int rc = q_run(q, Q_COMMIT, "COMMIT", consequence, err);
+
+    /* A failed COMMIT may leave the transaction open: q_rollback ends it and the gate. */
+    q_leave_gate(q);
+    return rc;
 }
 
 void
 q_rollback(struct queue *q)
 {
     /* Some errors (a full disk) roll back by themselves; then there is nothing to do. */
-    if (sqlite3_get_autocommit(q->db))
-        return;
-    if (q_run(q, Q_ROLLBACK, "ROLLBACK", "rollback", NULL) != 0)
+    if (!sqlite3_get_autocommit(q->db) &&
+        q_run(q, Q_ROLLBACK, "ROLLBACK", "rollback", NULL) != 0)
         mo_log(MO_LOG_ERROR, "queue: rollback failed: %s", sqlite3_errmsg(q->db));
+    q_leave_gate(q);
 }
 
 int
@@ -447,6 +486,14 @@ q_prepare_schema(struct queue *q, const char *path, struct mo_error *err)
         mo_parse_long((const char *)sqlite3_column_text(stmt, 0), 1, 1000000, &version) != 0) {
         mo_error_set(err, MO_ERR_STORAGE, "home", "the queue's tables in %s are damaged", path);
         goto out;
+    }
+    sqlite3_finalize(stmt); /* no statement may run while DROP INDEX does */
+    stmt = NULL;
+    if (version == 1) {
+        if (q_exec(q, q_migrate_1_to_2, "the queue's indexes could not be updated", err) != 0)
+            goto out;
+        mo_log(MO_LOG_INFO, "queue: %s: indexes updated to schema 2", path);
+        version = 2;
     }
     if (version > Q_SCHEMA_VERSION) {
         mo_error_set(err, MO_ERR_STORAGE, "home",

@@ -291,6 +291,26 @@ q_like_pattern(const char *term, struct mo_buf *b, struct mo_error *err)
     return mo_buf_append(b, "%", 1, err);
 }
 
+/*
+ * The partial index's term that holds a state's messages (queue.c), so a list
+ * of one state walks only those; NULL for sent (the primary key is walked).
+ */
+static const char *
+q_state_index_term(int state)
+{
+    switch (state) {
+    case QUEUE_QUEUED:
+    case QUEUE_DEFERRED:
+    case QUEUE_UNCERTAIN:
+        return Q_WAITING;
+    case QUEUE_SENDING:
+    case QUEUE_FAILED:
+        return Q_BUSY;
+    default:
+        return NULL;
+    }
+}
+
 int
 queue_list(struct queue *q, const struct queue_filter *f, struct queue_message_info **out,
            size_t *n_out, struct mo_error *err)
@@ -344,6 +364,9 @@ queue_list(struct queue *q, const struct queue_filter *f, struct queue_message_i
                            " WHERE s.text LIKE ?3 ESCAPE '\\'",
                            err) != 0) ||
         (f->state >= 0 && mo_buf_append_str(&sql, " AND m.state = ?1", err) != 0) ||
+        (f->state >= 0 && q_state_index_term(f->state) != NULL &&
+         (mo_buf_append_str(&sql, " AND m.", err) != 0 ||
+          mo_buf_append_str(&sql, q_state_index_term(f->state), err) != 0)) ||
         (f->before_id > 0 &&
          mo_buf_append_str(&sql, by_search ? " AND s.id < ?2" : " AND m.id < ?2", err) != 0) ||
         mo_buf_append_str(
@@ -588,7 +611,7 @@ int
 queue_retry_all_deferred(struct queue *q, size_t *n, struct mo_error *err)
 {
     static const char *const sql = "UPDATE messages SET state = 'queued', next_attempt_at = ?1,"
-                                   " updated_at = ?1 WHERE state = 'deferred'";
+                                   " updated_at = ?1 WHERE state = 'deferred' AND " Q_WAITING;
     const char *consequence = "the messages were NOT retried";
     sqlite3_stmt *stmt;
     size_t changed = 0;

@@ -47,12 +47,14 @@ queue_job_free(struct queue_job *job)
  */
 #define Q_DUE_BRANCHES(ACCOUNT)                                                                    \
     "SELECT id, due FROM (SELECT id, next_attempt_at AS due FROM messages WHERE " ACCOUNT          \
-    " state = 'queued' ORDER BY next_attempt_at, id LIMIT ?3)"                                     \
+    " state = 'queued' AND " Q_WAITING " ORDER BY next_attempt_at, id LIMIT ?3)"                                     \
     " UNION ALL SELECT id, due FROM (SELECT id, next_attempt_at AS due FROM messages "             \
-    "WHERE " ACCOUNT " state = 'deferred' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id"  \
+    "WHERE " ACCOUNT " state = 'deferred' AND " Q_WAITING " AND next_attempt_at <= ?1"            \
+    " ORDER BY next_attempt_at, id"  \
     " LIMIT ?3)"                                                                                   \
     " UNION ALL SELECT id, due FROM (SELECT id, updated_at + ?4 AS due FROM messages "             \
-    "WHERE " ACCOUNT " state = 'uncertain' AND updated_at <= ?2 ORDER BY updated_at, id LIMIT ?3)" \
+    "WHERE " ACCOUNT " state = 'uncertain' AND " Q_WAITING " AND updated_at <= ?2"                \
+    " ORDER BY updated_at, id LIMIT ?3)" \
     " ORDER BY 2, 1 LIMIT ?3"
 
 static int
@@ -380,11 +382,12 @@ static int
 q_account_is_due(struct queue *q, const char *account, int64_t now, bool *due, struct mo_error *err)
 {
     static const char *const sql =
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE account IS ?1 AND state = 'queued')"
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE account IS ?1 AND state = 'queued'"
+        "   AND " Q_WAITING ")"
         " OR EXISTS (SELECT 1 FROM messages WHERE account IS ?1 AND state = 'deferred'"
-        "   AND next_attempt_at <= ?2)"
+        "   AND " Q_WAITING " AND next_attempt_at <= ?2)"
         " OR EXISTS (SELECT 1 FROM messages WHERE account IS ?1 AND state = 'uncertain'"
-        "   AND updated_at <= ?3)";
+        "   AND " Q_WAITING " AND updated_at <= ?3)";
     sqlite3_stmt *stmt = q_stmt(q, Q_ACCOUNT_IS_DUE, sql, err);
     int step;
 
@@ -412,9 +415,13 @@ int
 queue_due_accounts(struct queue *q, char ***accounts_out, size_t *n_out, struct mo_error *err)
 {
     static const char *const first =
-        "SELECT account FROM messages WHERE account IS NOT NULL ORDER BY account LIMIT 1";
+        "SELECT account FROM messages INDEXED BY messages_waiting_account"
+        " WHERE account IS NOT NULL AND " Q_WAITING
+        " ORDER BY account LIMIT 1";
     static const char *const next =
-        "SELECT account FROM messages WHERE account > ?1 ORDER BY account LIMIT 1";
+        "SELECT account FROM messages INDEXED BY messages_waiting_account"
+        " WHERE account > ?1 AND " Q_WAITING
+        " ORDER BY account LIMIT 1";
     char **list = NULL;
     size_t n = 0;
     size_t cap = 0;
@@ -541,13 +548,13 @@ queue_next_due(struct queue *q)
     if (q_begin_read(q, &err) != 0)
         goto out;
     if (q_min_of(q, Q_MIN_QUEUED,
-                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'", &queued,
+                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued' AND " Q_WAITING, &queued,
                  &err) != 0 ||
         q_min_of(q, Q_MIN_DEFERRED,
-                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'deferred'", &deferred,
+                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'deferred' AND " Q_WAITING, &deferred,
                  &err) != 0 ||
         q_min_of(q, Q_MIN_UNCERTAIN,
-                 "SELECT min(updated_at) FROM messages WHERE state = 'uncertain'", &uncertain,
+                 "SELECT min(updated_at) FROM messages WHERE state = 'uncertain' AND " Q_WAITING, &uncertain,
                  &err) != 0)
         goto out;
     if (uncertain > 0)
@@ -850,7 +857,8 @@ int
 queue_recover(struct queue *q, size_t *n_out, struct mo_error *err)
 {
     static const char *const expired =
-        "SELECT id, attempts FROM messages WHERE state = 'sending' AND lease_until < ?1";
+        "SELECT id, attempts FROM messages WHERE state = 'sending' AND " Q_BUSY
+        " AND lease_until < ?1";
     const char *consequence = "the interrupted messages were NOT recovered";
     int64_t *ids = NULL;
     int *attempts = NULL;

@@ -67,7 +67,16 @@ struct queue {
     int64_t grace_s;
     int64_t max_message_bytes;
     int64_t test_now; /* 0: the real clock */
+    bool holds_gate;  /* inside a write transaction: holds mo_db_write_enter() */
 };
+
+/*
+ * The terms of the partial indexes (queue.c). A query that should use one
+ * says " AND " Q_WAITING (or Q_BUSY) besides its own condition on state:
+ * SQLite picks a partial index only when the query holds its term verbatim.
+ */
+#define Q_WAITING "state IN ('queued', 'deferred', 'uncertain')"
+#define Q_BUSY "state IN ('sending', 'failed')"
 
 /* Stored state names: the same strings as queue_state_name(). */
 #define Q_QUEUED "queued"

@@ -208,6 +208,14 @@ breaker_usage_add(struct breaker *b, const char *account, int64_t now, int64_t n
 
     if (n <= 0)
         return 0;
+    /* One transaction (one fsync) for the count and the clean-up, behind the process's
+     * write gate so the delivery threads never meet in SQLite's busy handler. */
+    mo_db_write_enter();
+    if (sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        breaker_db_error(b, err, "cannot count the account's messages");
+        mo_db_write_leave();
+        return -1;
+    }
     if (sqlite3_prepare_v2(b->db, add_sql, -1, &stmt, NULL) != SQLITE_OK) {
         breaker_db_error(b, err, "cannot count the account's messages");
         goto out;
@@ -233,9 +241,18 @@ breaker_usage_add(struct breaker *b, const char *account, int64_t now, int64_t n
         breaker_db_error(b, err, "cannot count the account's messages");
         goto out;
     }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        breaker_db_error(b, err, "cannot count the account's messages");
+        goto out;
+    }
     rc = 0;
 out:
     sqlite3_finalize(stmt);
+    if (!sqlite3_get_autocommit(b->db))
+        (void)sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+    mo_db_write_leave();
     return rc;
 }
 

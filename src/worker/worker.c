@@ -9,8 +9,10 @@
  *                       start delivery threads up to max_connections. A second
  *                       thread for an account starts only once one login worked,
  *                       so a wrong password costs one AUTH, not one per thread.
- *   delivery_main       one thread, one account: its own queue, account store and
- *                       breaker connections. Claim a batch under a lease, open
+ *   delivery_main       one thread, one account: the worker's queue connection
+ *                       (shared: one page cache; the queue's lock and the write
+ *                       gate take turns), its own account store and breaker
+ *                       connections. Claim a batch under a lease, open
  *                       the session when needed, send message after message on it
  *                       (the engine RSETs after a failed transaction), judge each
  *                       recipient (classify.c), record the batch with one
@@ -49,6 +51,7 @@
 #define WORKER_TRANSCRIPT_MAX (64 * 1024) /* bytes of transcript kept per attempt */
 #define WORKER_FINISH_TRIES 5
 #define WORKER_RECOVER_EVERY_MS 10000
+#define WORKER_USAGE_FLUSH_MS 1000
 #define WORKER_IDLE_RUNS_MAX 3 /* once: give up on an account whose threads claim nothing */
 
 /* ---- shared state ------------------------------------------------------------ */
@@ -61,6 +64,9 @@ struct worker_account {
     int64_t paused_until;      /* set by a thread that tripped the breaker */
     bool pause_in_db;          /* paused_until is recorded in account_state too */
     int64_t in_flight;         /* claimed, not finished: counted against the daily limit */
+    int64_t unflushed;         /* accepted, not yet in account_usage (delivery_flush_usage) */
+    int64_t flushed_ms;        /* when account_usage was last written */
+    bool flushing;             /* a thread is writing unflushed */
     unsigned daily_limit;      /* from the provider table; 0: none */
     unsigned limit_generation; /* the generation daily_limit was read in (+1; 0: never) */
     int idle_runs;             /* consecutive threads that claimed nothing */
@@ -76,7 +82,8 @@ struct worker {
     char owner[64];
     int batch;
     int lease_s;
-    struct queue_options qopt; /* for every queue connection of this worker */
+    struct queue_options qopt; /* for the worker's queue connection */
+    struct queue *q;           /* one connection for the main loop and every thread */
     int max_connections;
     int64_t cooldown_s;
 
@@ -98,8 +105,9 @@ struct delivery {
     bool finished;
     struct delivery *next;
 
+    struct queue *q; /* the worker's (w->q): one page cache, writes in turn */
+
     /* Owned by the thread. */
-    struct queue *q;
     struct account_store *st;
     struct breaker *b;
     struct account_settings settings;
@@ -621,6 +629,43 @@ delivery_send(struct delivery *d, const struct queue_job *job, struct attempt *a
     return rc;
 }
 
+/*
+ * Writes the account's accepted messages to account_usage (the daily limit's
+ * count) at most once per WORKER_USAGE_FLUSH_MS, and always when force (the
+ * thread ends). Until then they count from memory (acct->unflushed). A write
+ * per batch cost a transaction, an fsync and every connection's page cache;
+ * a kill -9 now forgets at most a second's count, which only paces.
+ */
+static void
+delivery_flush_usage(struct delivery *d, bool force)
+{
+    struct worker_account *a = d->acct;
+    struct mo_error err;
+    int64_t now_ms = mo_now_ms();
+    int64_t n;
+    int rc;
+
+    if (d->b == NULL)
+        return;
+    pthread_mutex_lock(&d->w->mu);
+    n = a->unflushed;
+    if (a->flushing || n <= 0 || (!force && now_ms - a->flushed_ms < WORKER_USAGE_FLUSH_MS)) {
+        pthread_mutex_unlock(&d->w->mu);
+        return;
+    }
+    a->flushing = true;
+    pthread_mutex_unlock(&d->w->mu);
+    rc = breaker_usage_add(d->b, a->name, unix_now(), n, &err);
+    if (rc != 0)
+        mo_log(MO_LOG_WARN, "account \"%s\": %s", a->name, err.text);
+    pthread_mutex_lock(&d->w->mu);
+    if (rc == 0)
+        a->unflushed -= n; /* others may have added meanwhile */
+    a->flushed_ms = now_ms;
+    a->flushing = false;
+    pthread_mutex_unlock(&d->w->mu);
+}
+
 /* Records the outcomes of a batch in one transaction, retrying a busy database. */
 static void
 delivery_finish(struct delivery *d, struct attempt *at, size_t n)
@@ -654,8 +699,10 @@ delivery_finish(struct delivery *d, struct attempt *at, size_t n)
         }
         usleep(200 * 1000 * (unsigned)(tries + 1));
     }
-    if (breaker_usage_add(d->b, d->acct->name, unix_now(), accepted, &err) != 0)
-        mo_log(MO_LOG_WARN, "account \"%s\": %s", d->acct->name, err.text);
+    pthread_mutex_lock(&d->w->mu);
+    d->acct->unflushed += accepted;
+    pthread_mutex_unlock(&d->w->mu);
+    delivery_flush_usage(d, false);
     free(os);
 }
 
@@ -878,7 +925,7 @@ delivery_allowance(struct delivery *d)
         return -1;
     }
     pthread_mutex_lock(&w->mu);
-    used += d->acct->in_flight;
+    used += d->acct->in_flight + d->acct->unflushed;
     if (used >= (int64_t)limit) {
         if (!d->acct->said_limited)
             mo_log(MO_LOG_WARN,
@@ -945,8 +992,8 @@ delivery_run(struct delivery *d)
     struct worker *w = d->w;
     struct mo_error err;
 
-    if (queue_open(w->home, &w->qopt, &d->q, &err) != 0 ||
-        account_store_open(w->home, &d->st, &err) != 0 || breaker_open(w->home, &d->b, &err) != 0) {
+    d->q = w->q;
+    if (account_store_open(w->home, &d->st, &err) != 0 || breaker_open(w->home, &d->b, &err) != 0) {
         mo_log(MO_LOG_ERROR, "account \"%s\": %s", d->acct->name, err.text);
         return;
     }
@@ -995,6 +1042,7 @@ delivery_run(struct delivery *d)
         if (!go_on)
             break;
     }
+    delivery_flush_usage(d, true);
     delivery_close(d);
 }
 
@@ -1008,7 +1056,6 @@ delivery_main(void *arg)
     account_settings_clear(&d->settings);
     breaker_close(d->b);
     account_store_close(d->st);
-    queue_close(d->q);
     d->b = NULL;
     d->st = NULL;
     d->q = NULL;
@@ -1154,7 +1201,7 @@ worker_may_start(struct worker *w, struct breaker *b, struct worker_account *a)
             return false;
         }
         pthread_mutex_lock(&w->mu);
-        if (used + a->in_flight >= (int64_t)a->daily_limit) {
+        if (used + a->in_flight + a->unflushed >= (int64_t)a->daily_limit) {
             if (!a->said_limited)
                 mo_log(MO_LOG_WARN,
                        "account \"%s\" reached its provider's daily limit (%u messages in 24 "
@@ -1293,6 +1340,7 @@ worker_run(const struct worker_options *opt, struct mo_error *err)
     w.qopt.grace_s = opt->uncertain_grace_s;
     if (queue_open(opt->home, &w.qopt, &q, err) != 0)
         goto out;
+    w.q = q;
     if (breaker_open(opt->home, &b, err) != 0)
         goto out;
     if (account_store_open(opt->home, &st, &e) != 0) {

@@ -172,6 +172,56 @@ db_count(const char *dir, const char *sql)
     return n;
 }
 
+/* ---- schema 1 -> 2 ------------------------------------------------------ */
+
+/* A queue made by schema 1 (full indexes) opens as schema 2: its messages keep their
+ * states and stay claimable, and the partial indexes replace the full ones. */
+static void
+test_schema_1_is_migrated(void **state)
+{
+    static const char *const as_schema_1 =
+        "DROP INDEX messages_waiting; DROP INDEX messages_waiting_account;"
+        " DROP INDEX messages_busy; DROP INDEX messages_sent_at;"
+        " CREATE INDEX messages_due ON messages(state, next_attempt_at);"
+        " CREATE INDEX messages_account ON messages(account, state, next_attempt_at);"
+        " CREATE INDEX messages_state_time ON messages(state, updated_at);"
+        " UPDATE queue_meta SET value = '1' WHERE key = 'schema_version';";
+    struct queue *q;
+    struct queue_counts c;
+    struct mo_error err;
+    int64_t sent, waiting;
+    (void)state;
+
+    q = open_queue(home);
+    sent = add_message(q, "shop", 1, "sent before");
+    waiting = add_message(q, "other", 2, "waiting");
+    claim_one(q, "shop", sent);
+    finish_all(q, sent, QUEUE_RCPT_DELIVERED, 250, false);
+    assert_int_equal(queue_test_exec(q, as_schema_1), SQLITE_OK);
+    queue_close(q);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                    " AND name = 'messages_due'"),
+                     1);
+
+    q = open_queue(home);
+    assert_int_equal(db_count(home, "SELECT value FROM queue_meta WHERE key = 'schema_version'"),
+                     2);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                    " AND name IN ('messages_due', 'messages_account',"
+                                    " 'messages_state_time')"),
+                     0);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                    " AND name IN ('messages_waiting', 'messages_waiting_account',"
+                                    " 'messages_busy', 'messages_sent_at')"),
+                     4);
+    assert_int_equal(state_of(q, sent), QUEUE_SENT);
+    assert_int_equal(queue_count(q, &c, &err), 0);
+    assert_int_equal(c.sent_today, 1);
+    claim_one(q, "other", waiting);
+    assert_int_equal(claim_count(q, NULL), 0);
+    queue_close(q);
+}
+
 /* ---- names and delays --------------------------------------------------- */
 
 static void
@@ -1752,6 +1802,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_list_search_paging, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_counts, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_next_due, make_home, remove_home),
+        cmocka_unit_test_setup_teardown(test_schema_1_is_migrated, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_committer_group_commit, make_home, remove_home),
         cmocka_unit_test(test_committer_start_fails_cleanly),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_and_claimers, make_home,
