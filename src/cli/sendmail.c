@@ -323,6 +323,52 @@ sendmail_exit_status(const struct mo_error *err)
     }
 }
 
+size_t
+sendmail_limit_bytes(const struct sendmail_args *a)
+{
+    const char *env = getenv("MAILOUT_MAX_MESSAGE_BYTES");
+    long v;
+
+    if (a->max_bytes > 0)
+        return (size_t)a->max_bytes;
+    if (env != NULL && env[0] != '\0' && mo_parse_long(env, 1, 2L * 1024 * 1024 * 1024, &v) == 0)
+        return (size_t)v;
+    return (size_t)SENDMAIL_MAX_BYTES_DEFAULT;
+}
+
+int
+sendmail_read_input(int fd, bool ignore_dots, size_t max_bytes, struct mo_buf *out, char *why,
+                    size_t why_size)
+{
+    char chunk[65536];
+    size_t scan = 0;
+    size_t end = 0;
+    struct mo_error err;
+
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return args_fail(why, why_size, EX_IOERR, "cannot read the message: %s",
+                             strerror(errno));
+        }
+        if (mo_buf_append(out, chunk, (size_t)n, &err) != 0)
+            return args_fail(why, why_size, EX_OSERR, "%s", err.text);
+        if (!ignore_dots && sendmail_input_end(out->data, out->len, &scan, &end)) {
+            out->len = end;
+            out->data[end] = '\0';
+            return 0;
+        }
+        if (out->len > max_bytes)
+            return args_fail(why, why_size, EX_DATAERR,
+                             "the message is larger than the limit of %zu bytes", max_bytes);
+    }
+}
+
 #ifndef SENDMAIL_PURE_ONLY
 
 /* ---- the rest: reading, choosing, queueing --------------------------------------- */
@@ -356,7 +402,16 @@ sendmail_usage(FILE *out)
           out);
 }
 
-/* One line on stderr, then the status. */
+/* Where the one-line reasons go: stderr, or the reply to a client (sendmail_serve_one). */
+static _Thread_local FILE *diag_out;
+
+static FILE *
+diag(void)
+{
+    return diag_out != NULL ? diag_out : stderr;
+}
+
+/* One line on stderr (or to the client), then the status. */
 static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
@@ -364,49 +419,12 @@ fail(int status, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs(PROG ": ", stderr);
+    fputs(PROG ": ", diag());
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(diag(), fmt, ap);
     va_end(ap);
-    fputs(": the message was not queued\n", stderr);
+    fputs(": the message was not queued\n", diag());
     return status;
-}
-
-/* Reads standard input up to max_bytes; stops at a "." line unless ignore_dots. */
-static int
-read_message(int fd, bool ignore_dots, size_t max_bytes, struct mo_buf *out, int *status)
-{
-    char chunk[65536];
-    size_t scan = 0;
-    size_t end = 0;
-    struct mo_error err;
-
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-
-        if (n == 0)
-            return 0;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            *status = fail(EX_IOERR, "cannot read standard input: %s", strerror(errno));
-            return -1;
-        }
-        if (mo_buf_append(out, chunk, (size_t)n, &err) != 0) {
-            *status = fail(EX_OSERR, "%s", err.text);
-            return -1;
-        }
-        if (!ignore_dots && sendmail_input_end(out->data, out->len, &scan, &end)) {
-            out->len = end;
-            out->data[end] = '\0';
-            return 0;
-        }
-        if (out->len > max_bytes) {
-            *status =
-                fail(EX_DATAERR, "the message is larger than the limit of %zu bytes", max_bytes);
-            return -1;
-        }
-    }
 }
 
 /* ---- recipients ------------------------------------------------------------------ */
@@ -630,6 +648,7 @@ struct submission {
     struct rcpt_list *rcpts;
     const char *hint;
     bool needs_smtputf8;
+    struct queue_committer *committer; /* the service's (sendmail_serve_one); else NULL */
 };
 
 /* Maps a storage error to a status; a full disk gets the plain sentence. */
@@ -716,7 +735,7 @@ submit_direct(const struct submission *s)
         if (!dup && r != NULL)
             rcpts[n_rcpts++] = r;
     }
-    if (queue_open(s->home, NULL, &q, &err) != 0) {
+    if (s->committer == NULL && queue_open(s->home, NULL, &q, &err) != 0) {
         if (err.category == MO_ERR_STORAGE && !err.temporary)
             goto out; /* the spool may still be open to us */
         status = fail_error(&err);
@@ -734,12 +753,13 @@ submit_direct(const struct submission *s)
     m.header_from = info.header_from;
     m.source = "sendmail";
     m.needs_smtputf8 = s->needs_smtputf8 || sender.has_utf8_local;
-    if (queue_add(q, &m, &id, &err) != 0) {
+    if ((s->committer != NULL ? queue_committer_add(s->committer, &m, &id, &err)
+                              : queue_add(q, &m, &id, &err)) != 0) {
         status = fail_error(&err);
         goto out;
     }
     if (s->args->verbose)
-        fprintf(stderr, PROG ": queued as #%lld for account \"%s\" <%s>\n", (long long)id,
+        fprintf(diag(), PROG ": queued as #%lld for account \"%s\" <%s>\n", (long long)id,
                 acct.name, m.message_id != NULL ? m.message_id : "");
     status = 0;
 out:
@@ -808,7 +828,7 @@ submit_spool(const struct submission *s)
         goto out;
     }
     if (s->args->verbose)
-        fprintf(stderr, PROG ": queued in the spool as %s (the service imports it)\n", name);
+        fprintf(diag(), PROG ": queued in the spool as %s (the service imports it)\n", name);
     status = 0;
 out:
     mo_buf_free(&out);
@@ -816,35 +836,84 @@ out:
     return status;
 }
 
-static size_t
-limit_bytes(const struct sendmail_args *a)
+/*
+ * From the message read (raw) to a status: headers, recipients, the account,
+ * then the queue (directly, through the service's committer c, or the
+ * spool). Reasons go to diag().
+ */
+static int
+sendmail_queue(const struct sendmail_args *args, const char *home, struct mo_buf *raw,
+               struct queue_committer *c)
 {
-    const char *env = getenv("MAILOUT_MAX_MESSAGE_BYTES");
-    long v;
+    struct mime_headers h;
+    struct rcpt_list rcpts;
+    struct submission sub;
+    struct mo_error err;
+    char hint[MIME_ADDRESS_MAX + 1] = "";
+    int status;
 
-    if (a->max_bytes > 0)
-        return (size_t)a->max_bytes;
-    if (env != NULL && env[0] != '\0' && mo_parse_long(env, 1, 2L * 1024 * 1024 * 1024, &v) == 0)
-        return (size_t)v;
-    return (size_t)SENDMAIL_MAX_BYTES_DEFAULT;
+    memset(&h, 0, sizeof(h));
+    memset(&rcpts, 0, sizeof(rcpts));
+    if (raw->len == 0 || memchr(raw->data, '\0', raw->len) != NULL) {
+        status = fail(EX_DATAERR,
+                      raw->len == 0 ? "the message is empty" : "the message holds a NUL byte");
+        goto out;
+    }
+    if (mime_headers_parse(raw->data, raw->len, &h, &err) != 0) {
+        status = fail_error(&err);
+        goto out;
+    }
+    if ((status = recipients_from_args(args, &rcpts)) != 0)
+        goto out;
+    if (args->extract_recipients && (status = recipients_from_headers(&h, &rcpts)) != 0)
+        goto out;
+    if (rcpts.n == 0) {
+        status = fail(EX_USAGE, "no recipients (give them as arguments, or use -t to take "
+                                "them from To, Cc and Bcc)");
+        goto out;
+    }
+    if ((status = sender_hint(args, &h, hint, sizeof(hint), &rcpts.needs_smtputf8)) != 0)
+        goto out;
+    memset(&sub, 0, sizeof(sub));
+    sub.args = args;
+    sub.home = home;
+    sub.raw = raw->data;
+    sub.raw_len = raw->len;
+    sub.rcpts = &rcpts;
+    sub.hint = hint;
+    sub.needs_smtputf8 = rcpts.needs_smtputf8;
+    sub.committer = c;
+    if (sendmail_nothing_set_up(sub.home)) {
+        status =
+            fail(EX_CONFIG, "no account is set up in %s yet (mailout --home %s account set ...)",
+                 sub.home, sub.home);
+        goto out;
+    }
+    if (c != NULL) {
+        status = submit_direct(&sub);
+        if (status < 0)
+            status = fail(EX_TEMPFAIL, "the service cannot open its accounts");
+        goto out;
+    }
+    status = -1;
+    if (sendmail_can_use_database(sub.home))
+        status = submit_direct(&sub);
+    if (status < 0)
+        status = submit_spool(&sub);
+out:
+    mime_headers_clear(&h);
+    rcpt_list_clear(&rcpts);
+    return status;
 }
 
 int
 cli_sendmail_main(int argc, char **argv)
 {
     struct sendmail_args args;
-    struct mime_headers h;
-    struct rcpt_list rcpts;
-    struct submission sub;
     struct mo_buf raw;
-    struct mo_error err;
     char why[512];
-    char hint[MIME_ADDRESS_MAX + 1] = "";
-    size_t max_bytes;
     int status;
 
-    memset(&h, 0, sizeof(h));
-    memset(&rcpts, 0, sizeof(rcpts));
     mo_buf_init(&raw, 1);
     status = sendmail_args_parse(argc, argv, &args, why, sizeof(why));
     if (status != 0) {
@@ -859,54 +928,67 @@ cli_sendmail_main(int argc, char **argv)
         sendmail_usage(stdout);
         goto out;
     }
-    max_bytes = limit_bytes(&args);
-    mo_buf_init(&raw, max_bytes + 65536);
-    if (read_message(STDIN_FILENO, args.ignore_dots, max_bytes, &raw, &status) != 0)
-        goto out;
-    if (raw.len == 0 || memchr(raw.data, '\0', raw.len) != NULL) {
-        status = fail(EX_DATAERR,
-                      raw.len == 0 ? "the message is empty" : "the message holds a NUL byte");
+    mo_buf_init(&raw, sendmail_limit_bytes(&args) + 65536);
+    status = sendmail_read_input(STDIN_FILENO, args.ignore_dots, sendmail_limit_bytes(&args),
+                                 &raw, why, sizeof(why));
+    if (status != 0) {
+        fail(status, "%s", why);
         goto out;
     }
-    if (mime_headers_parse(raw.data, raw.len, &h, &err) != 0) {
-        status = fail_error(&err);
+    /* A running service takes it through its socket (one group commit for many); else
+     * this process queues it itself. */
+    status = sendmail_client_submit(cli_home(), argc, argv, raw.data, raw.len, why, sizeof(why));
+    if (status >= 0) {
+        if (why[0] != '\0')
+            fprintf(stderr, "%s\n", why);
         goto out;
     }
-    if ((status = recipients_from_args(&args, &rcpts)) != 0)
-        goto out;
-    if (args.extract_recipients && (status = recipients_from_headers(&h, &rcpts)) != 0)
-        goto out;
-    if (rcpts.n == 0) {
-        status = fail(EX_USAGE, "no recipients (give them as arguments, or use -t to take "
-                                "them from To, Cc and Bcc)");
-        goto out;
-    }
-    if ((status = sender_hint(&args, &h, hint, sizeof(hint), &rcpts.needs_smtputf8)) != 0)
-        goto out;
-    memset(&sub, 0, sizeof(sub));
-    sub.args = &args;
-    sub.home = cli_home();
-    sub.raw = raw.data;
-    sub.raw_len = raw.len;
-    sub.rcpts = &rcpts;
-    sub.hint = hint;
-    sub.needs_smtputf8 = rcpts.needs_smtputf8;
-    if (sendmail_nothing_set_up(sub.home)) {
-        status =
-            fail(EX_CONFIG, "no account is set up in %s yet (mailout --home %s account set ...)",
-                 sub.home, sub.home);
-        goto out;
-    }
-    status = -1;
-    if (sendmail_can_use_database(sub.home))
-        status = submit_direct(&sub);
-    if (status < 0)
-        status = submit_spool(&sub);
+    status = sendmail_queue(&args, cli_home(), &raw, NULL);
 out:
-    mime_headers_clear(&h);
-    rcpt_list_clear(&rcpts);
     mo_buf_free(&raw);
     sendmail_args_clear(&args);
+    return status;
+}
+
+int
+sendmail_serve_one(int fd, const char *home, struct queue_committer *c)
+{
+    struct sendmail_args args;
+    struct mo_buf raw;
+    char **argv = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    char why[512];
+    int argc = 0;
+    int status;
+
+    memset(&args, 0, sizeof(args));
+    mo_buf_init(&raw, 1);
+    diag_out = open_memstream(&text, &text_len);
+    if (diag_out == NULL)
+        return -1;
+    status = sendmail_request_read(fd, &argc, &argv, why, sizeof(why));
+    if (status == 0)
+        status = sendmail_args_parse(argc, argv, &args, why, sizeof(why));
+    if (status == 0) {
+        /* the client applied the "." rule already */
+        mo_buf_init(&raw, sendmail_limit_bytes(&args) + 65536);
+        status = sendmail_read_input(fd, true, sendmail_limit_bytes(&args), &raw, why,
+                                     sizeof(why));
+    }
+    if (status != 0)
+        fail(status, "%s", why);
+    else
+        status = sendmail_queue(&args, home, &raw, c);
+    fclose(diag_out);
+    diag_out = NULL;
+    sendmail_reply_write(fd, status, text != NULL ? text : "");
+    free(text);
+    mo_buf_free(&raw);
+    sendmail_args_clear(&args);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    free(argv);
     return status;
 }
 

@@ -77,4 +77,52 @@ bool sendmail_nothing_set_up(const char *home);
  */
 int sendmail_exit_status(const struct mo_error *err);
 
+/* The limit on a message's size: -O MaxMessageSize, else $MAILOUT_MAX_MESSAGE_BYTES, else
+ * SENDMAIL_MAX_BYTES_DEFAULT. */
+size_t sendmail_limit_bytes(const struct sendmail_args *a);
+
+/*
+ * Reads the message from fd into out, up to max_bytes; stops at a line with a
+ * single "." unless ignore_dots. 0, or a sysexits status with the reason in
+ * why (EX_IOERR, EX_OSERR, EX_DATAERR when larger than max_bytes).
+ */
+int sendmail_read_input(int fd, bool ignore_dots, size_t max_bytes, struct mo_buf *out, char *why,
+                        size_t why_size);
+
+/* ---- the service's socket (sendmail_client.c, sendmail_socket.c) ---- */
+
+#define SENDMAIL_SOCKET_NAME "sendmail.sock"
+#define SENDMAIL_PROTOCOL "mailout-sendmail 1"
+
+/* home/sendmail.sock into out; -1 when it does not fit a socket address. */
+int sendmail_socket_path(const char *home, char *out, size_t size);
+
+/*
+ * Hands the message (already read, "." rule applied) and the command line to
+ * the service listening on home's socket, and waits until it is queued.
+ * Returns the service's exit status with its stderr text in why (may be
+ * empty), or -1 when no service answered: then the caller queues it itself.
+ */
+int sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data,
+                           size_t len, char *why, size_t why_size);
+
+/* The service's side of the wire format: the command line (argv owned by the caller, each
+ * string and the array freed), or EX_PROTOCOL with why. */
+int sendmail_request_read(int fd, int *argc_out, char ***argv_out, char *why, size_t why_size);
+/* Writes the reply: the status and the text for the client's stderr. */
+void sendmail_reply_write(int fd, int status, const char *text);
+
+struct queue_committer;
+/*
+ * Serves one client on fd (sendmail_socket.c calls it): reads the request,
+ * queues the message through c as `mailout sendmail` would, replies.
+ * Returns the status sent.
+ */
+int sendmail_serve_one(int fd, const char *home, struct queue_committer *c);
+
+/* The socket's listener in `mailout serve`: threads accepting clients. */
+struct sendmail_socket;
+int sendmail_socket_start(const char *home, struct sendmail_socket **out, struct mo_error *err);
+void sendmail_socket_stop(struct sendmail_socket *s);
+
 #endif

@@ -20,6 +20,7 @@
 
 #include "admin/admin.h"
 #include "cli/cli.h"
+#include "cli/sendmail.h"
 #include "listener/listener.h"
 #include "sandbox/sandbox.h"
 #include "queue/queue.h"
@@ -162,6 +163,7 @@ cli_serve_main(int argc, char **argv)
     struct worker_thread wt;
     struct account_store *st = NULL;
     struct queue *q = NULL;
+    struct sendmail_socket *smsock = NULL;
     struct mo_error err;
     struct sigaction sa;
     pthread_t worker_tid;
@@ -335,6 +337,9 @@ cli_serve_main(int argc, char **argv)
             goto out;
         }
     }
+    /* mailout-sendmail hands its messages over here (else it queues them itself). */
+    if (sendmail_socket_start(cli_home(), &smsock, &err) != 0)
+        mo_log(MO_LOG_WARN, "sendmail socket: %s; sendmail queues by itself", err.text);
     if (with_worker) {
         wt.opt.home = cli_home();
         wt.opt.stop = &serve_stop;
@@ -372,6 +377,7 @@ cli_serve_main(int argc, char **argv)
     code = CLI_EXIT_OK;
 out:
     serve_stop = 1;
+    sendmail_socket_stop(smsock);
     listener_stop(listener);
     listener_stop(sandbox);
     admin_stop(admin);

@@ -27,14 +27,6 @@ mo_buf_free(struct mo_buf *b)
 }
 
 void
-mo_buf_wipe_free(struct mo_buf *b)
-{
-    if (b->data != NULL)
-        mo_wipe(b->data, b->cap);
-    mo_buf_free(b);
-}
-
-void
 mo_buf_reset(struct mo_buf *b)
 {
     b->len = 0;

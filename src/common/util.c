@@ -1,11 +1,11 @@
 /*
- * util.c - the logger and small helpers shared by every module.
+ * util.c - the logger and small helpers shared by every module (libc only:
+ * the sendmail client links this file alone; secrets are wiped in wipe.c).
  * The logger is set once at start (STYLE.md "Global state").
  */
 #include "common/common.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,33 +28,19 @@ mo_log(enum mo_log_level level, const char *fmt, ...)
 
     if (level < log_min_level)
         return;
+    flockfile(stderr); /* one line at a time, whatever the threads do */
     fprintf(stderr, "mailout: %s: ", log_level_names[level]);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
 }
 
 char *
 mo_strdup(const char *s)
 {
     return s != NULL ? strdup(s) : NULL;
-}
-
-void
-mo_wipe(void *p, size_t len)
-{
-    if (p != NULL && len > 0)
-        OPENSSL_cleanse(p, len);
-}
-
-void
-mo_free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    mo_wipe(s, strlen(s));
-    free(s);
 }
 
 int64_t
