@@ -30,6 +30,11 @@
 #include <time.h>
 
 #define Q_SCHEMA_VERSION 2
+/* The CHECKs on state, with = and OR: an IN list of constants costs a temporary table. */
+#define Q_MESSAGE_STATES                                                                           \
+    "state = 'queued' OR state = 'sending' OR state = 'sent' OR state = 'deferred'"                \
+    " OR state = 'failed' OR state = 'uncertain'"
+#define Q_RCPT_STATES "state = 'pending' OR state = 'delivered' OR state = 'failed'"
 #define Q_INDEXES_2                                                                                \
     "CREATE INDEX IF NOT EXISTS messages_waiting ON messages(state, next_attempt_at)"              \
     " WHERE " Q_WAITING ";"                                                                        \
@@ -72,8 +77,7 @@ static const char *const q_schema =
     "  header_from TEXT,"
     "  source TEXT,"
     "  needs_smtputf8 INTEGER NOT NULL DEFAULT 0,"
-    "  state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'deferred', 'failed',"
-    "    'uncertain')),"
+    "  state TEXT NOT NULL CHECK (" Q_MESSAGE_STATES "),"
     "  prev_state TEXT," /* the due state a claim came from (queue_release) */
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL,"
@@ -91,8 +95,7 @@ static const char *const q_schema =
     "  id INTEGER PRIMARY KEY,"
     "  message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
     "  address TEXT NOT NULL,"
-    "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered',"
-    "    'failed')),"
+    "  state TEXT NOT NULL DEFAULT 'pending' CHECK (" Q_RCPT_STATES "),"
     "  code INTEGER,"
     "  reply TEXT);"
     "CREATE TABLE IF NOT EXISTS attempts ("
@@ -137,7 +140,13 @@ static const char *const q_schema =
     "END;"
     "INSERT OR IGNORE INTO queue_meta (key, value) VALUES ('schema_version', '2');";
 
-/* Schema 1 indexed every message in full at every change of state. */
+/*
+ * Schema 1 indexed every message in full at every change of state, and its
+ * CHECKs on state were IN lists (a temporary table per row written). The
+ * CHECKs are rewritten in the stored schema, the way SQLite documents for
+ * changing a CHECK (ALTER TABLE, "other kinds of table schema changes"): the
+ * rows on disk do not change (q_rewrite_checks).
+ */
 static const char *const q_migrate_1_to_2 =
     "DROP INDEX IF EXISTS messages_due;"
     "DROP INDEX IF EXISTS messages_account;"
@@ -424,6 +433,58 @@ q_exec(struct queue *q, const char *sql, const char *what, struct mo_error *err)
     return 0;
 }
 
+/* Replaces schema 1's CHECK texts in the stored CREATE TABLEs; a new schema_version makes
+ * every connection re-read them. Inside the caller's write transaction. */
+static int
+q_rewrite_checks(struct queue *q, struct mo_error *err)
+{
+    static const char *const edits[][3] = {
+        {"messages",
+         "CHECK (state IN ('queued', 'sending', 'sent', 'deferred', 'failed',    'uncertain'))",
+         "CHECK (" Q_MESSAGE_STATES ")"},
+        {"recipients", "CHECK (state IN ('pending', 'delivered',    'failed'))",
+         "CHECK (" Q_RCPT_STATES ")"},
+    };
+    const char *consequence = "the queue's schema could not be updated";
+    sqlite3_stmt *stmt = NULL;
+    char sql[96];
+    long version = -1;
+    int rc = -1;
+
+    if (q_exec(q, "PRAGMA writable_schema=ON", consequence, err) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        if (sqlite3_prepare_v2(q->db,
+                               "UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3)"
+                               " WHERE type = 'table' AND name = ?1",
+                               -1, &stmt, NULL) != SQLITE_OK)
+            goto out;
+        for (int k = 0; k < 3; k++)
+            sqlite3_bind_text(stmt, k + 1, edits[i][k], -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            goto out;
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+    }
+    if (sqlite3_prepare_v2(q->db, "PRAGMA schema_version", -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW)
+        goto out;
+    version = (long)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    snprintf(sql, sizeof(sql), "PRAGMA schema_version=%ld", version + 1);
+    if (q_exec(q, sql, consequence, err) != 0)
+        goto done;
+    rc = 0;
+    goto done;
+out:
+    q_db_error(q, err, sqlite3_errcode(q->db), consequence);
+done:
+    sqlite3_finalize(stmt);
+    (void)sqlite3_exec(q->db, "PRAGMA writable_schema=OFF", NULL, NULL, NULL);
+    return rc;
+}
+
 static int
 q_prepare_schema(struct queue *q, const char *path, struct mo_error *err)
 {
@@ -490,7 +551,8 @@ q_prepare_schema(struct queue *q, const char *path, struct mo_error *err)
     sqlite3_finalize(stmt); /* no statement may run while DROP INDEX does */
     stmt = NULL;
     if (version == 1) {
-        if (q_exec(q, q_migrate_1_to_2, "the queue's indexes could not be updated", err) != 0)
+        if (q_exec(q, q_migrate_1_to_2, "the queue's indexes could not be updated", err) != 0 ||
+            q_rewrite_checks(q, err) != 0)
             goto out;
         mo_log(MO_LOG_INFO, "queue: %s: indexes updated to schema 2", path);
         version = 2;

@@ -365,7 +365,7 @@ queue_list(struct queue *q, const struct queue_filter *f, struct queue_message_i
                            err) != 0) ||
         (f->state >= 0 && mo_buf_append_str(&sql, " AND m.state = ?1", err) != 0) ||
         (f->state >= 0 && q_state_index_term(f->state) != NULL &&
-         (mo_buf_append_str(&sql, " AND m.", err) != 0 ||
+         (mo_buf_append_str(&sql, " AND ", err) != 0 ||
           mo_buf_append_str(&sql, q_state_index_term(f->state), err) != 0)) ||
         (f->before_id > 0 &&
          mo_buf_append_str(&sql, by_search ? " AND s.id < ?2" : " AND m.id < ?2", err) != 0) ||

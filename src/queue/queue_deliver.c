@@ -301,7 +301,7 @@ queue_claim(struct queue *q, const char *account, const char *owner, int lease_s
 {
     static const char *const claim =
         "UPDATE messages SET prev_state = state, state = 'sending', lease_owner = ?2,"
-        " lease_until = ?3 WHERE id = ?1 AND state IN ('queued', 'deferred', 'uncertain')";
+        " lease_until = ?3 WHERE id = ?1 AND " Q_WAITING;
     const char *consequence = "nothing was claimed";
     struct queue_job *jobs = NULL;
     int64_t *ids = NULL;

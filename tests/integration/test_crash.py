@@ -10,19 +10,15 @@ How it runs (one test; 5,000 messages take about 15 s on 2 cores):
      /api/v1/messages/raw (8 concurrent keep-alive clients, an API key from `apikey create`)
      while 4 threads run `mailout sendmail -t -i` one process per message for every 10th.
      A Message-ID counts as accepted only after its 202 or its exit 0.
-  2. Delivering: `serve --no-http` delivers to aiosmtpd; at random moments while the server's
-     count of received messages grows, the test sends SIGKILL, and starts the service again.
-  3. Draining: after the last kill the uncertain messages, which sat out their "grace period"
-     while the rest went out, are resent, and the service runs until nothing is queued,
-     deferred, sending or uncertain; then SIGTERM.
-
-Two stand-ins, each for a knob the service does not have yet (the docstring of the function
-says which knob replaces it):
-  - the lease: a claim is recovered as uncertain only once its lease (300 s, fixed) ran out,
-    and only when a worker starts. After each kill the test expires the dead worker's leases
-    in mailout.db (what 300 s of waiting would do) before it starts the service again;
-  - the grace period: uncertain messages wait 30 minutes (fixed) before the resend, so the
-    test does what an admin does: `mailout queue retry ID` for each.
+  2. Delivering: `serve --no-http --lease 3 --uncertain-grace 2` delivers to aiosmtpd; at
+     random moments while the server's count of received messages grows, the test sends
+     SIGKILL, waits until the dead service's claims are past their lease (3 s), and starts the
+     service again, which recovers them as uncertain.
+  3. Draining: the service resends the uncertain messages by itself once their grace period
+     (2 s) is over, and runs until nothing is queued, deferred, sending or uncertain; then
+     SIGTERM.
+The short lease and grace are the service's own options (the defaults are 300 s and 30 min);
+the test touches neither the database nor the queue by hand.
 
 Environment: MAILOUT_CRASH_MESSAGES (default 5000), MAILOUT_CRASH_KILLS (default 5),
 MAILOUT_CRASH_SEED (the random kill moments; printed, so a failure can be replayed).
@@ -37,7 +33,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -66,7 +61,10 @@ SENDMAIL_THREADS = 4
 KILL_DELAY_MAX_S = 0.05  # after the server's count reached the kill's mark (~1 batch)
 STEP_TIMEOUT_S = 60      # delivery must make progress within this after each start
 DRAIN_TIMEOUT_S = 90
-LIST_LIMIT = 10000       # `queue list --limit` maximum; we page with --before beyond it
+LIST_LIMIT = 10000
+LEASE_S = 3              # serve --lease: a dead service's claims are recovered after this
+GRACE_S = 2              # serve --uncertain-grace: uncertain messages are resent after this
+DELIVER_ARGS = ["--no-http", "--lease", str(LEASE_S), "--uncertain-grace", str(GRACE_S)]       # `queue list --limit` maximum; we page with --before beyond it
 
 
 # --- mailout --------------------------------------------------------------------------------
@@ -126,37 +124,6 @@ class Service:
 
     def log_tail(self):
         return self.proc.log_tail()
-
-
-# --- the two stand-ins ----------------------------------------------------------------------
-
-def expire_leases_of_dead_worker(home_dir):
-    """Makes the killed service's claims look as if their lease had run out.
-
-    Stand-in for a short lease: with `serve --lease SECONDS` (worker_options.lease_s, which
-    no command line sets yet) the test would wait that long before starting the service again
-    instead. The service is dead: nobody else writes the database now."""
-    con = sqlite3.connect(os.path.join(home_dir, "mailout.db"), timeout=10)
-    try:
-        with con:
-            n = con.execute("UPDATE messages SET lease_until = 1 WHERE state = 'sending'").rowcount
-    finally:
-        con.close()
-    return n
-
-
-def resend_uncertain(home_dir, ids):
-    """`mailout queue retry ID` for each uncertain message, as an admin would.
-
-    Stand-in for a short grace period: with `serve --uncertain-grace SECONDS`
-    (queue_options.grace_s, which no command line sets yet) the service would resend them by
-    itself and the test would only wait."""
-    def retry(queue_id):
-        return queue_id, mo(home_dir, "queue", "retry", str(queue_id))
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        for queue_id, r in pool.map(retry, sorted(ids)):
-            assert r.rc == 0, "queue retry %d\n%s" % (queue_id, describe(r))
 
 
 # --- messages and the server's store ------------------------------------------------------------
@@ -286,8 +253,9 @@ def test_sigkill_during_delivery_loses_nothing(run_dir, aiosmtpd, certs, tmp_pat
     We run: account set (starttls, the run's CA); N (default 5,000) messages with unique
     Message-IDs queued through the API (202) and `sendmail -t -i` (exit 0); `serve --no-http`
     killed with SIGKILL at random moments while its deliveries go on, K (default 5) times, and
-    started again each time (after each start: the dead service's claims must show up as
-    uncertain; `queue retry` resends them); then it runs until nothing waits, and SIGTERM.
+    started again each time once its claims' 3 s lease ran out (after each start: every claim
+    of the dead service must be recorded as an "uncertain" attempt; the service resends them
+    after its 2 s grace); then it runs until nothing waits, and SIGTERM.
     Must arrive: every accepted Message-ID at least once, to its own recipient, from
     shop@example.test (read back with Python's email parser); nothing that was not accepted;
     every Message-ID that arrived more than once was marked uncertain (listed as uncertain
@@ -318,7 +286,7 @@ def test_sigkill_during_delivery_loses_nothing(run_dir, aiosmtpd, certs, tmp_pat
     received = Received(aiosmtpd)
     ever_uncertain = {}  # queue id -> Message-ID
     kills = []
-    service = Service(run_dir, home_dir, "deliver-0", ["--no-http"])
+    service = Service(run_dir, home_dir, "deliver-0", DELIVER_ARGS)
     at_start = 0
     for k in range(1, N_KILLS + 1):
         # Spread the kills over the first ~70 % of the deliveries (duplicates count too).
@@ -334,38 +302,35 @@ def test_sigkill_during_delivery_loses_nothing(run_dir, aiosmtpd, certs, tmp_pat
             rc, k, service.log_tail())
         at_kill = received.count()
         in_flight = queue_ids(home_dir, "sending")
-        expire_leases_of_dead_worker(home_dir)
-        service = Service(run_dir, home_dir, "deliver-%d" % k, ["--no-http"])
-        # The new worker recovers the dead one's claims before it claims anything.
-        deadline = time.monotonic() + 20
-        while True:
-            uncertain = queue_ids(home_dir, "uncertain")
-            if set(in_flight) <= set(uncertain) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert set(in_flight) <= set(uncertain), (
-            "kill %d: %d messages were in flight, %d of them are not uncertain after the restart"
-            % (k, len(in_flight), len(set(in_flight) - set(uncertain))))
-        ever_uncertain.update(uncertain)
+        time.sleep(LEASE_S + 0.5)  # the dead service's claims are past their lease now
+        service = Service(run_dir, home_dir, "deliver-%d" % k, DELIVER_ARGS)
+        # The new worker recovers the dead one's claims as uncertain (an attempt in their log,
+        # checked after the last kill) and resends them after the grace period.
+        ever_uncertain.update(in_flight)
+        uncertain = queue_ids(home_dir, "uncertain")
         at_start = received.count()
         kills.append({"kill": k, "received_at_kill": at_kill, "in_flight": len(in_flight),
                       "uncertain": len(uncertain)})
         print("kill %d: %d received at the kill, %d in flight -> uncertain"
               % (k, at_kill, len(in_flight)))
+    # Every claim of a killed service was recorded as an uncertain attempt (its log keeps it).
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        logs = list(pool.map(lambda q: (q, attempt_results(home_dir, q)), sorted(ever_uncertain)))
+    not_recovered = [q for q, results in logs if "uncertain" not in results]
+    assert not not_recovered, (
+        "%d messages were in flight at a kill but were not recorded as uncertain after the "
+        "restart, e.g. %s" % (len(not_recovered), not_recovered[:5]))
     counts = [kl["received_at_kill"] for kl in kills]
     assert all(b > a for a, b in zip([0] + counts, counts)), (
         "the server's count did not grow between kills: %s" % counts)
     assert any(kl["in_flight"] > 0 for kl in kills), (
         "no kill caught a message in flight: the test proved nothing about recovery (%s)" % kills)
 
-    # 3. draining: the uncertain messages sat out their "grace period" while the rest went
-    # out; now they are resent (and any that become uncertain while draining).
+    # 3. draining: the service resends the uncertain messages once their grace is over.
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while True:
         uncertain = queue_ids(home_dir, "uncertain")
-        if uncertain:
-            ever_uncertain.update(uncertain)
-            resend_uncertain(home_dir, uncertain)
+        ever_uncertain.update(uncertain)
         waiting = {s: queue_ids(home_dir, s, limit=1) for s in ("queued", "deferred", "sending")}
         if not uncertain and not any(waiting.values()):
             break

@@ -185,7 +185,18 @@ test_schema_1_is_migrated(void **state)
         " CREATE INDEX messages_due ON messages(state, next_attempt_at);"
         " CREATE INDEX messages_account ON messages(account, state, next_attempt_at);"
         " CREATE INDEX messages_state_time ON messages(state, updated_at);"
-        " UPDATE queue_meta SET value = '1' WHERE key = 'schema_version';";
+        " UPDATE queue_meta SET value = '1' WHERE key = 'schema_version';"
+        /* schema 1's CHECKs, as its CREATE TABLEs wrote them */
+        " PRAGMA writable_schema=ON;"
+        " UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, 'CHECK (') - 1)"
+        "  || 'CHECK (state IN (''queued'', ''sending'', ''sent'', ''deferred'', ''failed'',"
+        "    ''uncertain''))' || substr(sql, instr(sql, '),  prev_state') + 1)"
+        "  WHERE type = 'table' AND name = 'messages';"
+        " UPDATE sqlite_schema SET sql = substr(sql, 1, instr(sql, 'CHECK (') - 1)"
+        "  || 'CHECK (state IN (''pending'', ''delivered'',    ''failed''))'"
+        "  || substr(sql, instr(sql, '),  code') + 1)"
+        "  WHERE type = 'table' AND name = 'recipients';"
+        " PRAGMA schema_version=4242; PRAGMA writable_schema=OFF;";
     struct queue *q;
     struct queue_counts c;
     struct mo_error err;
@@ -202,6 +213,9 @@ test_schema_1_is_migrated(void **state)
     assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
                                     " AND name = 'messages_due'"),
                      1);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                    " AND sql LIKE '%CHECK (state IN (%'"),
+                     2);
 
     q = open_queue(home);
     assert_int_equal(db_count(home, "SELECT value FROM queue_meta WHERE key = 'schema_version'"),
@@ -214,6 +228,19 @@ test_schema_1_is_migrated(void **state)
                                     " AND name IN ('messages_waiting', 'messages_waiting_account',"
                                     " 'messages_busy', 'messages_sent_at')"),
                      4);
+    /* the CHECKs hold the same states, written without IN lists */
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                    " AND sql LIKE '%CHECK (state IN (%'"),
+                     0);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                    " AND name IN ('messages', 'recipients')"
+                                    " AND sql LIKE '%CHECK (state = %'"),
+                     2);
+    assert_int_not_equal(queue_test_exec(q, "UPDATE messages SET state = 'lost'"), SQLITE_OK);
+    assert_int_not_equal(queue_test_exec(q, "UPDATE recipients SET state = 'lost'"), SQLITE_OK);
+    assert_int_equal(db_count(home, "SELECT count(*) FROM pragma_integrity_check"
+                                    " WHERE integrity_check <> 'ok'"),
+                     0);
     assert_int_equal(state_of(q, sent), QUEUE_SENT);
     assert_int_equal(queue_count(q, &c, &err), 0);
     assert_int_equal(c.sent_today, 1);
