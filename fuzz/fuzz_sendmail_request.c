@@ -52,7 +52,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos += len + 1;
         }
         /* the message starts right after the arguments and is still unread */
-        if ((pos < size) != (read(fds[0], &rest, 1) == 1) || (pos < size && rest != (char)data[pos]))
+        if ((pos < size) != (read(fds[0], &rest, 1) == 1) ||
+            (pos < size && rest != (char)data[pos]))
             __builtin_trap();
         for (int i = 0; i < argc; i++)
             free(argv[i]);

@@ -180,8 +180,8 @@ reply_read(int fd, char *why, size_t why_size)
 }
 
 int
-sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data,
-                       size_t len, char *why, size_t why_size)
+sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data, size_t len,
+                       char *why, size_t why_size)
 {
     struct sockaddr_un sa;
     struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};

@@ -30,8 +30,7 @@ become_mailout(int argc, char **argv)
     char *slash;
 
     if (args == NULL || n <= 0) {
-        fprintf(stderr, "mailout sendmail: cannot find the mailout program: %s\n",
-                strerror(errno));
+        fprintf(stderr, "mailout sendmail: cannot find the mailout program: %s\n", strerror(errno));
         return EX_OSERR;
     }
     self[n] = '\0';
@@ -111,8 +110,8 @@ main(int argc, char **argv)
         return become_mailout(argc, argv); /* it says what is wrong, or prints the help */
     }
     mo_buf_init(&raw, sendmail_limit_bytes(&args) + 65536);
-    status = sendmail_read_input(STDIN_FILENO, args.ignore_dots, sendmail_limit_bytes(&args),
-                                 &raw, why, sizeof(why));
+    status = sendmail_read_input(STDIN_FILENO, args.ignore_dots, sendmail_limit_bytes(&args), &raw,
+                                 why, sizeof(why));
     sendmail_args_clear(&args);
     if (status != 0) {
         fprintf(stderr, "mailout sendmail: %s: the message was not queued\n", why);

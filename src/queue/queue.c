@@ -106,8 +106,7 @@ static const char *const q_schema =
     "  code INTEGER,"
     "  enhanced TEXT,"
     "  reply TEXT,"
-    "  transcript TEXT);"
-    Q_INDEXES_2
+    "  transcript TEXT);" Q_INDEXES_2
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
     "CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id);"
     /*
@@ -119,7 +118,8 @@ static const char *const q_schema =
     "CREATE TABLE IF NOT EXISTS message_search ("
     "  id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
     "  text TEXT NOT NULL);"
-    /* Counting 100,000 rows per state takes ~5 ms and grows; the triggers keep it O(1). */
+    /* Counting 100,000 rows per state takes ~5 ms and grows; the triggers (inserts, deletes) and
+     * q_moves_apply (changes of state, summed per transaction) keep it O(1). */
     "CREATE TABLE IF NOT EXISTS queue_state_counts ("
     "  state TEXT PRIMARY KEY,"
     "  n INTEGER NOT NULL) WITHOUT ROWID;"
@@ -132,11 +132,6 @@ static const char *const q_schema =
     "END;"
     "CREATE TRIGGER IF NOT EXISTS messages_count_delete AFTER DELETE ON messages BEGIN"
     "  UPDATE queue_state_counts SET n = n - 1 WHERE state = OLD.state;"
-    "END;"
-    "CREATE TRIGGER IF NOT EXISTS messages_count_update AFTER UPDATE OF state ON messages"
-    "  WHEN OLD.state <> NEW.state BEGIN"
-    "  UPDATE queue_state_counts SET n = n - 1 WHERE state = OLD.state;"
-    "  UPDATE queue_state_counts SET n = n + 1 WHERE state = NEW.state;"
     "END;"
     "INSERT OR IGNORE INTO queue_meta (key, value) VALUES ('schema_version', '2');";
 
@@ -151,6 +146,7 @@ static const char *const q_migrate_1_to_2 =
     "DROP INDEX IF EXISTS messages_due;"
     "DROP INDEX IF EXISTS messages_account;"
     "DROP INDEX IF EXISTS messages_state_time;" Q_INDEXES_2
+    "DROP TRIGGER IF EXISTS messages_count_update;"
     "UPDATE queue_meta SET value = '2' WHERE key = 'schema_version';";
 
 static const char *const q_state_names[QUEUE_STATE_COUNT] = {
@@ -346,10 +342,16 @@ q_leave_gate(struct queue *q)
     }
 }
 
+static int q_apply_moves(struct queue *q, const char *consequence, struct mo_error *err);
+
 int
 q_commit(struct queue *q, const char *consequence, struct mo_error *err)
 {
-    int rc = q_run(q, Q_COMMIT, "COMMIT", consequence, err);
+    int rc;
+
+    if (q_apply_moves(q, consequence, err) != 0)
+        return -1; /* the caller rolls back */
+    rc = q_run(q, Q_COMMIT, "COMMIT", consequence, err);
 
     /* A failed COMMIT may leave the transaction open: q_rollback ends it and the gate. */
     q_leave_gate(q);
@@ -359,11 +361,50 @@ q_commit(struct queue *q, const char *consequence, struct mo_error *err)
 void
 q_rollback(struct queue *q)
 {
+    memset(&q->moves, 0, sizeof(q->moves));
     /* Some errors (a full disk) roll back by themselves; then there is nothing to do. */
-    if (!sqlite3_get_autocommit(q->db) &&
-        q_run(q, Q_ROLLBACK, "ROLLBACK", "rollback", NULL) != 0)
+    if (!sqlite3_get_autocommit(q->db) && q_run(q, Q_ROLLBACK, "ROLLBACK", "rollback", NULL) != 0)
         mo_log(MO_LOG_ERROR, "queue: rollback failed: %s", sqlite3_errmsg(q->db));
     q_leave_gate(q);
+}
+
+void
+q_note_move(struct queue *q, const char *from, const char *to, int64_t n)
+{
+    enum queue_state a, b;
+
+    if (from == NULL || to == NULL || queue_state_parse(from, &a) != 0 ||
+        queue_state_parse(to, &b) != 0 || a == b)
+        return;
+    q->moves.n[a] -= n;
+    q->moves.n[b] += n;
+}
+
+/* Writes the summed changes of state into queue_state_counts (inside the transaction). */
+static int
+q_apply_moves(struct queue *q, const char *consequence, struct mo_error *err)
+{
+    static const char *const sql = "UPDATE queue_state_counts SET n = n + ?2 WHERE state = ?1";
+
+    for (int s = 0; s < QUEUE_STATE_COUNT; s++) {
+        sqlite3_stmt *stmt;
+        int step;
+
+        if (q->moves.n[s] == 0)
+            continue;
+        if ((stmt = q_stmt(q, Q_COUNT_ADD, sql, err)) == NULL)
+            return -1;
+        q_bind_text(stmt, 1, queue_state_name((enum queue_state)s));
+        sqlite3_bind_int64(stmt, 2, q->moves.n[s]);
+        step = sqlite3_step(stmt);
+        q_done(stmt);
+        if (step != SQLITE_DONE) {
+            q_db_error(q, err, step, consequence);
+            return -1;
+        }
+        q->moves.n[s] = 0;
+    }
+    return 0;
 }
 
 int

@@ -591,6 +591,7 @@ queue_retry(struct queue *q, int64_t id, struct mo_error *err)
             q_db_error(q, err, step, consequence);
             goto out;
         }
+        q_note_move(q, queue_state_name(state), Q_QUEUED, sqlite3_changes(q->db));
         break;
     case QUEUE_STATE_COUNT:
         goto out;
@@ -633,6 +634,7 @@ queue_retry_all_deferred(struct queue *q, size_t *n, struct mo_error *err)
         goto out;
     }
     changed = (size_t)sqlite3_changes(q->db);
+    q_note_move(q, Q_DEFERRED, Q_QUEUED, (int64_t)changed);
     if (q_commit(q, consequence, err) != 0)
         goto out;
     rc = 0;

@@ -46,27 +46,32 @@ queue_job_free(struct queue_job *job)
  * a claim costs O(max log n) however long the log of sent mail is.
  */
 #define Q_DUE_BRANCHES(ACCOUNT)                                                                    \
-    "SELECT id, due FROM (SELECT id, next_attempt_at AS due FROM messages WHERE " ACCOUNT          \
-    " state = 'queued' AND " Q_WAITING " ORDER BY next_attempt_at, id LIMIT ?3)"                                     \
-    " UNION ALL SELECT id, due FROM (SELECT id, next_attempt_at AS due FROM messages "             \
-    "WHERE " ACCOUNT " state = 'deferred' AND " Q_WAITING " AND next_attempt_at <= ?1"            \
-    " ORDER BY next_attempt_at, id"  \
+    "SELECT id, due, st FROM (SELECT id, next_attempt_at AS due, 0 AS st FROM messages"            \
+    " WHERE " ACCOUNT " state = 'queued' AND " Q_WAITING " ORDER BY next_attempt_at, id"           \
     " LIMIT ?3)"                                                                                   \
-    " UNION ALL SELECT id, due FROM (SELECT id, updated_at + ?4 AS due FROM messages "             \
-    "WHERE " ACCOUNT " state = 'uncertain' AND " Q_WAITING " AND updated_at <= ?2"                \
-    " ORDER BY updated_at, id LIMIT ?3)" \
+    " UNION ALL SELECT id, due, st FROM (SELECT id, next_attempt_at AS due, 1 AS st FROM messages" \
+    " WHERE " ACCOUNT " state = 'deferred' AND " Q_WAITING " AND next_attempt_at <= ?1"            \
+    " ORDER BY next_attempt_at, id LIMIT ?3)"                                                      \
+    " UNION ALL SELECT id, due, st FROM (SELECT id, updated_at + ?4 AS due, 2 AS st FROM messages" \
+    " WHERE " ACCOUNT " state = 'uncertain' AND " Q_WAITING " AND updated_at <= ?2"                \
+    " ORDER BY updated_at, id LIMIT ?3)"                                                           \
     " ORDER BY 2, 1 LIMIT ?3"
+
+/* The state each branch of Q_DUE_BRANCHES claims from, by its st column. */
+static const char *const q_due_states[] = {Q_QUEUED, Q_DEFERRED, Q_UNCERTAIN};
 
 static int
 q_select_due(struct queue *q, const char *account, bool any_account, int64_t now, size_t max,
-             int64_t **ids_out, size_t *n_out, struct mo_error *err)
+             int64_t **ids_out, const char ***from_out, size_t *n_out, struct mo_error *err)
 {
     sqlite3_stmt *stmt;
     int64_t *ids = NULL;
+    const char **from = NULL;
     size_t n = 0;
     int step;
 
     *ids_out = NULL;
+    *from_out = NULL;
     *n_out = 0;
     if (any_account)
         stmt = q_stmt(q, Q_DUE_ANY, Q_DUE_BRANCHES(""), err);
@@ -75,7 +80,10 @@ q_select_due(struct queue *q, const char *account, bool any_account, int64_t now
     if (stmt == NULL)
         return -1;
     ids = calloc(max, sizeof(*ids));
-    if (ids == NULL) {
+    from = calloc(max, sizeof(*from));
+    if (ids == NULL || from == NULL) {
+        free(ids);
+        free(from);
         mo_error_set(err, MO_ERR_INTERNAL, NULL, "out of memory");
         return -1;
     }
@@ -85,16 +93,22 @@ q_select_due(struct queue *q, const char *account, bool any_account, int64_t now
     sqlite3_bind_int64(stmt, 4, q->grace_s);
     if (!any_account)
         q_bind_text(stmt, 5, account);
-    while (n < max && (step = sqlite3_step(stmt)) == SQLITE_ROW)
-        ids[n++] = sqlite3_column_int64(stmt, 0);
+    while (n < max && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int st = sqlite3_column_int(stmt, 2);
+
+        ids[n] = sqlite3_column_int64(stmt, 0);
+        from[n++] = q_due_states[st >= 0 && st <= 2 ? st : 0];
+    }
     if (n < max && step != SQLITE_DONE) {
         q_db_error(q, err, step, "nothing was claimed");
         q_done(stmt);
         free(ids);
+        free(from);
         return -1;
     }
     q_done(stmt);
     *ids_out = ids;
+    *from_out = from;
     *n_out = n;
     return 0;
 }
@@ -126,16 +140,16 @@ q_tally(struct queue *q, int64_t id, int64_t *pending, int64_t *delivered, int64
     return 0;
 }
 
-/* Writes a message's new state and clears its lease. */
+/* Writes a message's new state (it must be in state from) and clears its lease. */
 static int
-q_set_state(struct queue *q, int64_t id, const char *state, int attempts, int64_t now,
-            int64_t next_attempt_at, int code, const char *enhanced, const char *reply,
+q_set_state(struct queue *q, int64_t id, const char *from, const char *state, int attempts,
+            int64_t now, int64_t next_attempt_at, int code, const char *enhanced, const char *reply,
             const char *consequence, struct mo_error *err)
 {
     static const char *const sql =
         "UPDATE messages SET state = ?2, attempts = ?3, updated_at = ?4, next_attempt_at = ?5,"
         " lease_owner = NULL, lease_until = NULL, prev_state = NULL, last_code = ?6,"
-        " last_enhanced = ?7, last_reply = ?8 WHERE id = ?1";
+        " last_enhanced = ?7, last_reply = ?8 WHERE id = ?1 AND state = ?9";
     sqlite3_stmt *stmt = q_stmt(q, Q_MSG_FINISH, sql, err);
     int step;
 
@@ -151,12 +165,20 @@ q_set_state(struct queue *q, int64_t id, const char *state, int attempts, int64_
         sqlite3_bind_int(stmt, 6, code);
     q_bind_text(stmt, 7, enhanced != NULL && enhanced[0] != '\0' ? enhanced : NULL);
     q_bind_text(stmt, 8, reply);
+    q_bind_text(stmt, 9, from);
     step = sqlite3_step(stmt);
     q_done(stmt);
     if (step != SQLITE_DONE) {
         q_db_error(q, err, step, consequence);
         return -1;
     }
+    if (sqlite3_changes(q->db) != 1) {
+        /* Only a bug gets here (callers read the state in this transaction). */
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "message %lld is not %s: %s", (long long)id, from,
+                     consequence);
+        return -1;
+    }
+    q_note_move(q, from, state, 1);
     return 0;
 }
 
@@ -279,7 +301,7 @@ q_load_job(struct queue *q, int64_t id, int64_t now, struct queue_job *job, stru
         state = job->data != NULL && delivered > 0 ? Q_SENT : Q_FAILED;
         mo_log(MO_LOG_WARN, "queue: message %lld has %s; marking it %s", (long long)id,
                job->data == NULL ? "no content" : "no recipient left", state);
-        if (q_set_state(q, id, state, job->attempts, now, 0, 0, NULL,
+        if (q_set_state(q, id, Q_SENDING, state, job->attempts, now, 0, 0, NULL,
                         job->data == NULL ? "the message's content is missing from the database"
                                           : NULL,
                         consequence, err) != 0)
@@ -301,10 +323,11 @@ queue_claim(struct queue *q, const char *account, const char *owner, int lease_s
 {
     static const char *const claim =
         "UPDATE messages SET prev_state = state, state = 'sending', lease_owner = ?2,"
-        " lease_until = ?3 WHERE id = ?1 AND " Q_WAITING;
+        " lease_until = ?3 WHERE id = ?1 AND state = ?4";
     const char *consequence = "nothing was claimed";
     struct queue_job *jobs = NULL;
     int64_t *ids = NULL;
+    const char **from = NULL;
     size_t n_ids = 0;
     size_t n = 0;
     int64_t now;
@@ -322,7 +345,7 @@ queue_claim(struct queue *q, const char *account, const char *owner, int lease_s
     now = q_now(q);
     /* account NULL: any; "": the default account (NULL column); else that account. */
     if (q_select_due(q, account != NULL && account[0] != '\0' ? account : NULL, account == NULL,
-                     now, max, &ids, &n_ids, err) != 0)
+                     now, max, &ids, &from, &n_ids, err) != 0)
         goto out;
     jobs = calloc(n_ids > 0 ? n_ids : 1, sizeof(*jobs));
     if (jobs == NULL) {
@@ -339,6 +362,7 @@ queue_claim(struct queue *q, const char *account, const char *owner, int lease_s
         sqlite3_bind_int64(stmt, 1, ids[i]);
         q_bind_text(stmt, 2, owner != NULL ? owner : "worker");
         sqlite3_bind_int64(stmt, 3, now + lease_s);
+        q_bind_text(stmt, 4, from[i]);
         step = sqlite3_step(stmt);
         q_done(stmt);
         if (step != SQLITE_DONE) {
@@ -346,7 +370,8 @@ queue_claim(struct queue *q, const char *account, const char *owner, int lease_s
             goto out;
         }
         if (sqlite3_changes(q->db) != 1)
-            continue;
+            continue; /* no longer due */
+        q_note_move(q, from[i], Q_SENDING, 1);
         loaded = q_load_job(q, ids[i], now, &jobs[n], err);
         if (loaded < 0)
             goto out;
@@ -367,6 +392,7 @@ out:
     }
     q_unlock(q);
     free(ids);
+    free(from);
     if (rc == 0 && n == 0) {
         free(jobs);
         jobs = NULL;
@@ -416,12 +442,10 @@ queue_due_accounts(struct queue *q, char ***accounts_out, size_t *n_out, struct 
 {
     static const char *const first =
         "SELECT account FROM messages INDEXED BY messages_waiting_account"
-        " WHERE account IS NOT NULL AND " Q_WAITING
-        " ORDER BY account LIMIT 1";
+        " WHERE account IS NOT NULL AND " Q_WAITING " ORDER BY account LIMIT 1";
     static const char *const next =
         "SELECT account FROM messages INDEXED BY messages_waiting_account"
-        " WHERE account > ?1 AND " Q_WAITING
-        " ORDER BY account LIMIT 1";
+        " WHERE account > ?1 AND " Q_WAITING " ORDER BY account LIMIT 1";
     char **list = NULL;
     size_t n = 0;
     size_t cap = 0;
@@ -548,14 +572,15 @@ queue_next_due(struct queue *q)
     if (q_begin_read(q, &err) != 0)
         goto out;
     if (q_min_of(q, Q_MIN_QUEUED,
-                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued' AND " Q_WAITING, &queued,
-                 &err) != 0 ||
-        q_min_of(q, Q_MIN_DEFERRED,
-                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'deferred' AND " Q_WAITING, &deferred,
-                 &err) != 0 ||
+                 "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued' AND " Q_WAITING,
+                 &queued, &err) != 0 ||
+        q_min_of(
+            q, Q_MIN_DEFERRED,
+            "SELECT min(next_attempt_at) FROM messages WHERE state = 'deferred' AND " Q_WAITING,
+            &deferred, &err) != 0 ||
         q_min_of(q, Q_MIN_UNCERTAIN,
-                 "SELECT min(updated_at) FROM messages WHERE state = 'uncertain' AND " Q_WAITING, &uncertain,
-                 &err) != 0)
+                 "SELECT min(updated_at) FROM messages WHERE state = 'uncertain' AND " Q_WAITING,
+                 &uncertain, &err) != 0)
         goto out;
     if (uncertain > 0)
         uncertain += q->grace_s;
@@ -656,6 +681,7 @@ q_finish_one(struct queue *q, const struct queue_outcome *o, int64_t now, struct
     const char *consequence = "the outcomes were NOT recorded";
     sqlite3_stmt *stmt;
     const char *state_text;
+    char from[16];
     const char *new_state;
     const char *enhanced = o->enhanced;
     const char *text = o->text;
@@ -692,6 +718,7 @@ q_finish_one(struct queue *q, const struct queue_outcome *o, int64_t now, struct
         q_done(stmt);
         return 0;
     }
+    snprintf(from, sizeof(from), "%s", state_text != NULL ? state_text : "");
     attempts = sqlite3_column_int(stmt, 1);
     created_at = sqlite3_column_int64(stmt, 2);
     q_done(stmt);
@@ -769,7 +796,7 @@ q_finish_one(struct queue *q, const struct queue_outcome *o, int64_t now, struct
         new_state = Q_FAILED;
         next = 0;
     }
-    if (q_set_state(q, o->id, new_state, attempts, now, next, code, enhanced,
+    if (q_set_state(q, o->id, from, new_state, attempts, now, next, code, enhanced,
                     gave_up != NULL ? gave_up : (reply[0] != '\0' ? reply : NULL), consequence,
                     err) != 0)
         goto out;
@@ -820,7 +847,8 @@ queue_release(struct queue *q, const int64_t *ids, size_t n, struct mo_error *er
 {
     static const char *const sql =
         "UPDATE messages SET state = COALESCE(prev_state, 'queued'), prev_state = NULL,"
-        " lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND state = 'sending'";
+        " lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND state = 'sending'"
+        " RETURNING state";
     const char *consequence = "the messages were NOT handed back";
     int rc = -1;
 
@@ -831,13 +859,20 @@ queue_release(struct queue *q, const int64_t *ids, size_t n, struct mo_error *er
         goto out;
     for (size_t i = 0; i < n; i++) {
         sqlite3_stmt *stmt = q_stmt(q, Q_RELEASE_ONE, sql, err);
+        char back[16] = "";
         int step;
 
         if (stmt == NULL)
             goto out;
         sqlite3_bind_int64(stmt, 1, ids[i]);
         step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW) {
+            const unsigned char *p = sqlite3_column_text(stmt, 0);
+            snprintf(back, sizeof(back), "%s", p != NULL ? (const char *)p : "");
+            step = sqlite3_step(stmt);
+        }
         q_done(stmt);
+        q_note_move(q, Q_SENDING, back, 1); /* nothing when it was not sending any more */
         if (step != SQLITE_DONE) {
             q_db_error(q, err, step, consequence);
             goto out;
@@ -907,8 +942,8 @@ queue_recover(struct queue *q, size_t *n_out, struct mo_error *err)
     }
     for (size_t i = 0; i < n; i++) {
         /* It counts as an attempt: the data may have gone out. */
-        if (q_set_state(q, ids[i], Q_UNCERTAIN, attempts[i] + 1, now, now + q->grace_s, 0, NULL,
-                        Q_RECOVER_TEXT, consequence, err) != 0 ||
+        if (q_set_state(q, ids[i], Q_SENDING, Q_UNCERTAIN, attempts[i] + 1, now, now + q->grace_s,
+                        0, NULL, Q_RECOVER_TEXT, consequence, err) != 0 ||
             q_log_attempt(q, ids[i], now, Q_UNCERTAIN, 0, NULL, Q_RECOVER_TEXT, NULL, consequence,
                           err) != 0)
             goto out;

@@ -56,7 +56,13 @@ enum q_stmt {
     Q_RCPT_UNFAIL,
     Q_RETRY_DEFERRED,
     Q_DROP_ONE,
+    Q_COUNT_ADD,
     Q_STMT_COUNT
+};
+
+/* Sums of changes of state in the open write transaction (q_note_move). */
+struct q_moves {
+    int64_t n[QUEUE_STATE_COUNT];
 };
 
 struct queue {
@@ -66,8 +72,9 @@ struct queue {
     int64_t max_age_s;
     int64_t grace_s;
     int64_t max_message_bytes;
-    int64_t test_now; /* 0: the real clock */
-    bool holds_gate;  /* inside a write transaction: holds mo_db_write_enter() */
+    int64_t test_now;     /* 0: the real clock */
+    bool holds_gate;      /* inside a write transaction: holds mo_db_write_enter() */
+    struct q_moves moves; /* for queue_state_counts, written by q_commit */
 };
 
 /*
@@ -79,7 +86,17 @@ struct queue {
  * term (that cost 5 temporary tables per UPDATE).
  */
 #define Q_WAITING "state <> 'sending' AND state <> 'sent' AND state <> 'failed'"
-#define Q_BUSY "state <> 'queued' AND state <> 'deferred' AND state <> 'uncertain' AND state <> 'sent'"
+#define Q_BUSY                                                                                     \
+    "state <> 'queued' AND state <> 'deferred' AND state <> 'uncertain' AND state <> 'sent'"
+
+/*
+ * Changes of state waiting for queue_state_counts: what a trigger did per
+ * row (two UPDATEs each) is summed per transaction and written by q_commit.
+ * Every UPDATE of messages.state calls q_note_move; inserts and deletes keep
+ * their triggers (queue.c).
+ */
+/* n messages went from state from to state to (stored names; unknown ones are ignored). */
+void q_note_move(struct queue *q, const char *from, const char *to, int64_t n);
 
 /* Stored state names: the same strings as queue_state_name(). */
 #define Q_QUEUED "queued"
