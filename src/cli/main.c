@@ -70,6 +70,7 @@ main(int argc, char **argv)
      * then paid ~2 madvise calls (and TLB shootdowns on the other threads) per message.
      * Keeping up to 8 MB per heap costs little beside that (bench/queue: -40% CPU). */
     mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+    mo_db_init();
 
     if (argc > 0 && invoked_as_sendmail(argv[0]))
         return cli_sendmail_main(argc, argv);

@@ -114,6 +114,9 @@ void mo_log(enum mo_log_level level, const char *fmt, ...) __attribute__((format
 
 struct sqlite3;
 
+/* Process-wide SQLite settings; call first thing in main, before any database is opened. */
+void mo_db_init(void);
+
 /*
  * Opens (creating it when needed) the SQLite file at path in WAL mode with
  * synchronous=FULL, the given busy timeout and no checkpoint on close, then

@@ -25,6 +25,13 @@ mo_db_write_leave(void)
     pthread_mutex_unlock(&write_gate);
 }
 
+void
+mo_db_init(void)
+{
+    /* Without the memory statistics SQLite takes no global mutex on every allocation. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 mo_db_open(const char *path, const char *schema, int busy_timeout_ms, bool no_mutex,
            struct sqlite3 **out, struct mo_error *err)

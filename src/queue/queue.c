@@ -656,7 +656,9 @@ queue_open(const char *home, const struct queue_options *opt, struct queue **out
     q->grace_s = opt != NULL && opt->grace_s > 0 ? opt->grace_s : Q_DEFAULT_GRACE_S;
     q->max_message_bytes = opt != NULL && opt->max_message_bytes > 0 ? opt->max_message_bytes
                                                                      : Q_DEFAULT_MAX_MESSAGE_BYTES;
-    orc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: q->lock already lets one caller at a time use the connection. */
+    orc = sqlite3_open_v2(path, &q->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (orc != SQLITE_OK) {
         q_db_error(q, err, orc, "the queue could not be opened");
         mo_error_prefix(err, "%s", path);
