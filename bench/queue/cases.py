@@ -15,10 +15,12 @@ Cases (each mailout sample interleaved with its peers, --repeat times):
             With --pin-port: the 1-connection rows again with a sink pinned to CPU 0 and the
             client on CPU 0 ("same") or CPU 1 ("cross"), as bench/run.sh does.
   sendmail  `mailout sendmail -t -i` one process per message (stdin: a 2 KB message), 1 and
-            --concurrency at a time, with `serve --no-worker` running as in production,
-            beside msmtp and curl one process per message (to the sink). mailout's figure is
-            "queued durably" (exit 0 = committed); the queue is then delivered (not timed)
-            and the sink must count every message.
+            --concurrency at a time, with `serve --no-worker` running as in production (the
+            message goes through its socket), beside msmtp and curl one process per message
+            (to the sink). mailout's figure is "queued durably" (exit 0 = committed); the
+            queue is then delivered (not timed) and the sink must count every message. Again
+            without the service's socket (the fallback: each process queues by itself), for
+            reference.
   api       wrk -t2 -c8 (or httpload.py if wrk is missing) POSTing ~2 KB JSON messages to
             `serve --no-worker`, then to `serve` with the worker delivering to the sink.
   memory    --mem-messages queued through the API, then `serve` (worker and HTTP) run with
@@ -381,6 +383,27 @@ class Bench:
             if rc != 0 or got != m:
                 rec.update(ok=False, error="delivering the queued messages: exit %d, the sink "
                            "counted %d of %d" % (rc, got, m))
+        self.record(rec)
+        self.drop_home(home)
+
+        # Without the service, mailout-sendmail runs `mailout sendmail`, which queues by itself
+        # (the fallback; for reference). A second connection keeps the database open here too.
+        home = self.make_home()
+        keeper = self.start_serve(home, "--no-worker", name="sendmail-keeper")
+        sock = os.path.join(home, "sendmail.sock")
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        os.unlink(sock)  # the service stays (the database open), its socket is gone
+        fails, first_err, wall, cpu = run_each(
+            lambda f: sendmail_argv(a.mailout, home), files, conc, a.timeout)
+        self.stop_serve(keeper)
+        queued = self.counts(home).get("queued", 0)
+        rec = {"case": case, "tool": "mailout sendmail -t -i, no service", "rep": rep,
+               "messages": m, "seconds": wall, "cpu_s": cpu, "concurrency": conc}
+        if fails or queued != m:
+            rec.update(ok=False, error="%d failed (%s), %d queued" % (fails, first_err, queued))
         self.record(rec)
         self.drop_home(home)
 

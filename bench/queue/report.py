@@ -100,6 +100,9 @@ def main():
             row("sendmail, 1 process/msg, %s: queued durably (msgs/s)" % at, case,
                 "mailout sendmail -t -i", case, tool, tool.replace(")", ", to the sink)"),
                 500, kind="min")
+        row("sendmail, 1 process/msg, %s, no service (each queues by itself) (msgs/s)" % at,
+            case, "mailout sendmail -t -i, no service", case, "msmtp (1 process/msg)",
+            "msmtp (1 process/msg, to the sink)")
     for case, text in (("api-8clients", "HTTP API, 8 clients, serve --no-worker: accepted"),
                        ("api-8clients-delivering",
                         "HTTP API, 8 clients, worker delivering: accepted")):

@@ -105,6 +105,11 @@ int sendmail_socket_path(const char *home, char *out, size_t size);
  */
 int sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data,
                            size_t len, char *why, size_t why_size);
+/* The same in two steps: the connection (-1: no service) and the exchange on it (closes fd;
+ * -1: no whole reply). */
+int sendmail_client_connect(const char *home);
+int sendmail_client_exchange(int fd, int argc, char *const *argv, const char *data, size_t len,
+                             char *why, size_t why_size);
 
 /* The service's side of the wire format: the command line (argv owned by the caller, each
  * string and the array freed), or EX_PROTOCOL with why. */

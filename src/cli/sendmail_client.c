@@ -180,33 +180,44 @@ reply_read(int fd, char *why, size_t why_size)
 }
 
 int
-sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data, size_t len,
-                       char *why, size_t why_size)
+sendmail_client_connect(const char *home)
 {
     struct sockaddr_un sa;
     struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
-    char header[HEADER_LEN + 1];
-    size_t arg_bytes = 0;
-    int status = -1;
     int fd;
 
-    why[0] = '\0';
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (sendmail_socket_path(home, sa.sun_path, sizeof(sa.sun_path)) != 0)
-        return -1;
-    for (int i = 0; i < argc; i++)
-        arg_bytes += strlen(argv[i]) + 1;
-    if (argc < 1 || arg_bytes > ARG_BYTES_MAX)
         return -1;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     /* No service (no socket, refused, not ours to reach): the caller queues it. */
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        goto out;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+int
+sendmail_client_exchange(int fd, int argc, char *const *argv, const char *data, size_t len,
+                         char *why, size_t why_size)
+{
+    char header[HEADER_LEN + 1];
+    size_t arg_bytes = 0;
+    int status;
+
+    why[0] = '\0';
+    for (int i = 0; i < argc; i++)
+        arg_bytes += strlen(argv[i]) + 1;
+    if (argc < 1 || arg_bytes > ARG_BYTES_MAX) {
+        close(fd);
+        return -1;
+    }
     snprintf(header, sizeof(header), HEADER_FMT, argc, arg_bytes);
     if (write_all(fd, header, HEADER_LEN) != 0)
         goto reply; /* the service may have refused early: its reply says why */
@@ -223,7 +234,18 @@ reply:
      * before it died, the message goes twice rather than not at all.
      */
     status = reply_read(fd, why, why_size);
-out:
     close(fd);
     return status;
+}
+
+int
+sendmail_client_submit(const char *home, int argc, char *const *argv, const char *data, size_t len,
+                       char *why, size_t why_size)
+{
+    int fd = sendmail_client_connect(home);
+
+    why[0] = '\0';
+    if (fd < 0)
+        return -1;
+    return sendmail_client_exchange(fd, argc, argv, data, len, why, why_size);
 }

@@ -4,8 +4,9 @@
  * libc alone, reads the message and hands it to the running service through
  * home/sendmail.sock (sendmail_client.c). When no service answers, or for
  * --help and command-line errors, it becomes `mailout [--home DIR] sendmail
- * ...` (the mailout binary beside it), which queues by itself: the message
- * already read goes to it through a pipe.
+ * ...` (the mailout binary beside it), which queues by itself; should the
+ * service fail after the message was read, the message goes to it through a
+ * pipe.
  * Accepts a leading `--home DIR`, like `mailout`; otherwise MAILOUT_HOME.
  */
 #include <errno.h>
@@ -97,6 +98,7 @@ main(int argc, char **argv)
     struct mo_buf raw;
     char why[4096];
     int status;
+    int fd;
 
     umask(077); /* as mailout itself: what it creates is private */
     if (argc >= 3 && strcmp(argv[1], "--home") == 0) {
@@ -109,17 +111,23 @@ main(int argc, char **argv)
         sendmail_args_clear(&args);
         return become_mailout(argc, argv); /* it says what is wrong, or prints the help */
     }
+    /* Without a service the mailout beside us reads standard input itself, untouched. */
+    fd = sendmail_client_connect(cli_home());
+    if (fd < 0) {
+        sendmail_args_clear(&args);
+        return become_mailout(argc, argv);
+    }
     mo_buf_init(&raw, sendmail_limit_bytes(&args) + 65536);
     status = sendmail_read_input(STDIN_FILENO, args.ignore_dots, sendmail_limit_bytes(&args), &raw,
                                  why, sizeof(why));
     sendmail_args_clear(&args);
     if (status != 0) {
         fprintf(stderr, "mailout sendmail: %s: the message was not queued\n", why);
+        close(fd);
         mo_buf_free(&raw);
         return status;
     }
-    status = sendmail_client_submit(cli_home(), argc, argv, mo_buf_cstr(&raw), raw.len, why,
-                                    sizeof(why));
+    status = sendmail_client_exchange(fd, argc, argv, mo_buf_cstr(&raw), raw.len, why, sizeof(why));
     if (status >= 0) {
         if (why[0] != '\0')
             fprintf(stderr, "%s\n", why);

@@ -319,6 +319,9 @@ cli_serve_main(int argc, char **argv)
             goto out;
         }
     }
+    /* mailout-sendmail hands its messages over here (else it queues them itself). */
+    if (sendmail_socket_start(cli_home(), &smsock, &err) != 0)
+        mo_log(MO_LOG_WARN, "sendmail socket: %s; sendmail queues by itself", err.text);
     if (http != NULL) {
         aopt.home = cli_home();
         aopt.listen = http;
@@ -337,9 +340,6 @@ cli_serve_main(int argc, char **argv)
             goto out;
         }
     }
-    /* mailout-sendmail hands its messages over here (else it queues them itself). */
-    if (sendmail_socket_start(cli_home(), &smsock, &err) != 0)
-        mo_log(MO_LOG_WARN, "sendmail socket: %s; sendmail queues by itself", err.text);
     if (with_worker) {
         wt.opt.home = cli_home();
         wt.opt.stop = &serve_stop;

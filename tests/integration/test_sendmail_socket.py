@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -35,7 +36,11 @@ def start_serve(run_dir, home_dir, name):
     except Exception:
         proc.stop()
         raise AssertionError("mailout serve did not start; log:\n%s" % proc.log_tail())
-    assert os.path.exists(os.path.join(home_dir, "sendmail.sock")), proc.log_tail()
+    sock = os.path.join(home_dir, "sendmail.sock")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.path.exists(sock), proc.log_tail()
     return proc
 
 
@@ -46,6 +51,16 @@ def small_sendmail(home_dir, *args, data=b"", binary=SENDMAIL, as_nobody=False):
     if as_nobody:
         argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + argv
     return Run(subprocess.run(argv, input=data, capture_output=True, timeout=60))
+
+
+def read_all(sock):
+    """Everything the peer sends until it closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 @pytest.fixture
@@ -117,12 +132,7 @@ def test_a_bad_request_is_refused_and_the_service_goes_on(served):
     s.connect(os.path.join(home_dir, "sendmail.sock"))
     s.sendall(b"HELO there, this is not mailout-sendmail talking\n" * 3)
     s.shutdown(socket.SHUT_WR)
-    reply = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
+    reply = read_all(s)
     s.close()
     status, _, text = reply.partition(b"\n")
     assert int(status) == EX_PROTOCOL and b"not one mailout-sendmail sends" in text, reply
@@ -207,3 +217,41 @@ def test_a_user_without_the_database_queues_through_the_service(run_dir, aiosmtp
         assert_from_is_shop(m)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_service_that_never_answers_loses_nothing(aiosmtpd, certs, home):
+    """A stand-in on home/sendmail.sock that takes every connection, reads the message and
+    closes without a reply (a service that died mid-message). We run mailout-sendmail -t -i.
+    Must hold: exit 0; the message was read by the stand-in and is also in the queue (mailout
+    queued it itself: a message goes twice rather than not at all), and it arrives whole."""
+    set_account(home, aiosmtpd, certs)
+    path = os.path.join(home, "sendmail.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    seen = []
+
+    def mute():
+        srv.settimeout(30)
+        try:
+            while True:
+                c, _ = srv.accept()
+                seen.append(read_all(c))
+                c.close()
+        except OSError:
+            pass
+
+    th = threading.Thread(target=mute, daemon=True)
+    th.start()
+    t = token()
+    try:
+        r = small_sendmail(home, "-t", "-i",
+                           data="To: mute-%s@example.org\nSubject: mute %s\n\nstill here\n" % (t, t))
+    finally:
+        srv.close()
+        os.unlink(path)
+    assert r.rc == 0, r
+    assert seen and all(b"still here" in d for d in seen), seen
+    (m,) = deliver(home, aiosmtpd).values()
+    assert m.recipients == ["mute-%s@example.org" % t]
+    assert body_of(m) == "still here\n"
