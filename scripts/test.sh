@@ -56,3 +56,10 @@ mkdir -p "$root/build/browser-artifacts"
 MAILOUT_BIN="$root/build/src/cli/mailout" MAILOUT_BROWSER_ARTIFACTS="$root/build/browser-artifacts" \
   node --test tests/browser/
 echo "screenshots: build/browser-artifacts/"
+
+# The queue's benchmark in its CI size: it prints the figures (the full run's table is in
+# README); only a broken sample (messages that did not arrive) fails here, never a figure.
+step "the queue benchmark, CI-sized (bench/queue.sh, BENCH_QUICK=1)"
+BENCH_QUICK=1 BENCH_RESULTS="$root/build/bench-queue-quick.md" MAILOUT_BIN="$root/build/src/cli/mailout" \
+  bash bench/queue.sh | sed -n '/^| case | mailout/,/^$/p'
+echo "report: build/bench-queue-quick.md"

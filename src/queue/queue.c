@@ -3,10 +3,11 @@
  * FULL, foreign keys), the schema, the statement cache, the mapping of
  * SQLite failures to plain STORAGE errors, state names and the retry delay.
  *
- * Why: every queue file shares one connection per struct queue; each
- * process and thread that needs the queue opens its own (queue_open), and
- * SQLite's WAL lets readers run beside the one writer while BEGIN IMMEDIATE
- * and busy_timeout queue the writers.
+ * Why: every queue file shares one connection per struct queue, used by one
+ * caller at a time (q_lock; the worker's threads share one). SQLite's WAL
+ * lets readers run beside the one writer; writers of one process take turns
+ * at the write gate (mo_db_write_enter, no busy sleeps), other processes
+ * wait in BEGIN IMMEDIATE's busy timeout.
  *
  * The tables live beside the account store's `accounts` in the same file:
  *   messages          one row per message, without its body (lists stay fast)
@@ -15,7 +16,8 @@
  *   attempts          the attempt log with transcripts
  *   message_search    by message id: from, header From, subject, Message-ID
  *                     and recipients as one text, for substring search
- *   queue_state_counts  messages per state, kept by triggers (queue_count)
+ *   queue_state_counts  messages per state (queue_count): triggers count inserts
+ *                     and deletes, q_commit the changes of state
  *   queue_meta        the schema version
  * Times are Unix seconds (UTC). Leaves out: pruning old sent messages.
  */
