@@ -15,8 +15,9 @@
  *                       connections. Claim a batch under a lease, open
  *                       the session when needed, send message after message on it
  *                       (the engine RSETs after a failed transaction), judge each
- *                       recipient (classify.c), record the batch with one
- *                       queue_finish, claim again; QUIT when nothing is due.
+ *                       recipient (classify.c), record the outcomes with
+ *                       queue_finish (at the batch's end, and every 200 ms for a
+ *                       slow provider), claim again; QUIT when nothing is due.
  * The breaker: a login refused (AUTH), bad settings (CONFIG) or a provider's
  * limit (550 5.4.5, 454 4.7.0 too many logins, 421 4.7.0) pause the account for
  * breaker_cooldown_s; what was claimed is deferred to the pause's end, and no
@@ -52,6 +53,7 @@
 #define WORKER_FINISH_TRIES 5
 #define WORKER_RECOVER_EVERY_MS 10000
 #define WORKER_USAGE_FLUSH_MS 1000
+#define WORKER_RECORD_EVERY_MS 200 /* outcomes wait at most this long for their commit */
 #define WORKER_IDLE_RUNS_MAX 3 /* once: give up on an account whose threads claim nothing */
 
 /* ---- shared state ------------------------------------------------------------ */
@@ -124,6 +126,7 @@ struct delivery {
 /* One attempt at one claimed message, until queue_finish has it. */
 struct attempt {
     bool has_outcome; /* to queue_finish */
+    bool recorded;    /* queue_finish has it already (delivery_batch records as it goes) */
     bool needs_log;   /* deferred without an attempt: log it at the end */
     struct queue_outcome o;
     struct queue_rcpt_outcome *rcpts; /* owned; o.rcpts */
@@ -671,26 +674,33 @@ static void
 delivery_finish(struct delivery *d, struct attempt *at, size_t n)
 {
     struct queue_outcome *os = calloc(n, sizeof(*os));
+    size_t *which = calloc(n, sizeof(*which));
     struct mo_error err;
     size_t k = 0;
     int64_t accepted = 0;
 
-    if (os == NULL) {
+    if (os == NULL || which == NULL) {
         mo_log(MO_LOG_ERROR, "account \"%s\": out of memory recording a batch", d->acct->name);
+        free(os);
+        free(which);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         size_t delivered = 0;
-        if (!at[i].has_outcome)
+        if (!at[i].has_outcome || at[i].recorded)
             continue;
+        which[k] = i;
         os[k++] = at[i].o;
         (void)attempt_result_name(&at[i], &delivered);
         if (delivered > 0 || at[i].o.uncertain)
             accepted++;
     }
     for (int tries = 0; k > 0; tries++) {
-        if (queue_finish(d->q, os, k, &err) == 0)
+        if (queue_finish(d->q, os, k, &err) == 0) {
+            for (size_t j = 0; j < k; j++)
+                at[which[j]].recorded = true;
             break;
+        }
         if (tries + 1 >= WORKER_FINISH_TRIES) {
             /* The leases will expire and recovery marks these uncertain: nothing is lost. */
             mo_log(MO_LOG_ERROR, "account \"%s\": cannot record %zu outcomes: %s", d->acct->name, k,
@@ -704,6 +714,7 @@ delivery_finish(struct delivery *d, struct attempt *at, size_t n)
     pthread_mutex_unlock(&d->w->mu);
     delivery_flush_usage(d, false);
     free(os);
+    free(which);
 }
 
 /* Hands the claimed jobs that got no outcome (stop, lease half gone) back to the queue. */
@@ -806,6 +817,7 @@ delivery_batch(struct delivery *d, struct queue_job *jobs, size_t n)
     struct worker *w = d->w;
     struct attempt *at = calloc(n, sizeof(*at));
     int64_t t0 = mo_now_ms();
+    int64_t recorded_ms = t0;
     int open_failures = 0;
     bool go_on = true;
     struct mo_error err;
@@ -889,6 +901,12 @@ delivery_batch(struct delivery *d, struct queue_job *jobs, size_t n)
             /* The line is gone (or going): the next message gets a new session. */
             (void)smtp_session_quit(d->session, NULL);
             d->is_open = false;
+        }
+        /* A slow provider: what it accepted is recorded every so often, not only at the
+         * batch's end, so a crash resends (as uncertain) at most that much. */
+        if (mo_now_ms() - recorded_ms >= WORKER_RECORD_EVERY_MS) {
+            delivery_finish(d, at, i + 1);
+            recorded_ms = mo_now_ms();
         }
     }
 finish:

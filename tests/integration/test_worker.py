@@ -442,6 +442,31 @@ def test_daily_limit_550_5_4_5_defers_and_pauses(fault, certs, home):
 
 # --- shutdown ------------------------------------------------------------------------------------
 
+def test_a_slow_provider_gets_its_outcomes_recorded_as_they_come(fault, certs, home):
+    """Server: the fault server answering each final "." after 0.1 s (mode slow_data).
+    We run: 30 messages queued, `queue run --connections 1` in the background (one batch of
+    30 takes about 3 s); `queue list` after 1.5 s.
+    Must hold: mid-batch, some messages are already recorded as sent while others are still
+    being sent (outcomes are committed every 200 ms, not only at the batch's end, so a crash
+    would resend at most that much); in the end all 30 are sent, each arrived once.
+    Exit code: 0."""
+    set_account(home, fault.port, certs)
+    ids = [enqueue(home) for _ in range(30)]
+    fault.set_mode("slow_data")
+    snap = fault.server.store.snapshot()
+    p = subprocess.Popen([BIN, "--home", home, "queue", "run", "--connections", "1", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    middle = [m["state"] for m in queue_list(home)["messages"]]
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, (p.returncode, out, err)
+    assert middle.count("sent") >= 3 and middle.count("sending") >= 3, middle
+    assert [(m["state"], m["attempts"]) for m in queue_list(home)["messages"]] == [
+        ("sent", 1)] * 30
+    fault.server.store.wait_for_many(ids)
+    assert len(fault.server.store.new_since(snap)) == 30
+
+
 def test_sigterm_finishes_the_message_in_flight_and_releases_the_rest(fault, certs, home):
     """Server: the fault server never answers MAIL FROM (mode stall_mail).
     We run: three messages, `queue run --timeout 4 --json` in the background, SIGTERM after

@@ -28,6 +28,7 @@ reads it when a connection is accepted, so a mode holds for whole connections. M
   stall_mail      never answers MAIL FROM (the client's timeout must end it)
   drop_second_data  per connection: the first message is accepted, the second one is cut as
                   in drop_in_data (the connection then is gone)
+  slow_data       behaves, but answers each final "." after SLOW_DATA_S (a slow provider)
 Every dropped or stalled DATA is recorded as an event "fault" with the mode and the body bytes
 seen. Leaves out: implicit TLS, pipelining quirks.
 RFCs: 5321, 3207 (STARTTLS), 4954 (AUTH), 3463.
@@ -42,7 +43,7 @@ import sys
 import warnings
 
 MODES = ("ok", "greeting_421", "greeting_421_rate", "auth_535", "mail_quota", "data_451",
-         "drop_in_data", "drop_after_dot", "stall_mail", "drop_second_data")
+         "drop_in_data", "drop_after_dot", "stall_mail", "drop_second_data", "slow_data")
 
 REPLY_GREETING_421 = "421 4.3.2 Service not available, closing transmission channel"
 REPLY_GREETING_421_RATE = ("421-4.7.0 Try again later, closing connection. (EHLO)\r\n"
@@ -52,6 +53,7 @@ REPLY_AUTH_535 = "535 5.7.8 Username and Password not accepted. x - gsmtp"
 REPLY_QUOTA = "550 5.4.5 Daily user sending limit exceeded. x - gsmtp"
 REPLY_DATA_451 = "451 4.3.0 Mail server temporarily rejected message. x - gsmtp"
 DROP_AFTER_BYTES = 4096
+SLOW_DATA_S = 0.1
 
 
 def _server_main(config):
@@ -103,6 +105,8 @@ def _server_main(config):
         async def handle_DATA(self, server, session, envelope):
             if server.fault_mode == "data_451":
                 return REPLY_DATA_451
+            if server.fault_mode == "slow_data":
+                await asyncio.sleep(SLOW_DATA_S)
             return await super().handle_DATA(server, session, envelope)
 
     class FaultSMTP(base.LoggingSMTP):
