@@ -228,6 +228,18 @@ int account_store_get(struct account_store *st, const char *name, bool with_secr
 /* Names in alphabetical order; *out is malloc'd strings (caller frees each and the array). */
 int account_store_list(struct account_store *st, char ***out, size_t *n_out,
                        struct mo_error *err);
+
+/*
+ * The account that sends as addr (an envelope address; "" or NULL: none):
+ * "default" when its email or sender is addr, else the first other account
+ * whose email or sender is addr (case-insensitive), else "default".
+ * Without the password. 1 found (*matches: it sends as addr), 0 no account
+ * to send with, -1 STORAGE. sendmail and the spool's importer choose so.
+ */
+/* Whether s sends as addr: its email or sender, case-insensitive ("" and NULL: no). */
+bool account_sends_as(const struct account_settings *s, const char *addr);
+int account_store_find_sender(struct account_store *st, const char *addr,
+                              struct account_settings *out, bool *matches, struct mo_error *err);
 int account_store_remove(struct account_store *st, const char *name, struct mo_error *err);
 /* Remembers the outcome of a check or test (JSON text) and the test letter's Message-ID. */
 int account_store_record_check(struct account_store *st, const char *name, const char *outcome_json,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -476,4 +477,54 @@ account_store_has_password(struct account_store *st, const char *name)
         has = sqlite3_column_int(stmt, 0) != 0;
     sqlite3_finalize(stmt);
     return has;
+}
+
+bool
+account_sends_as(const struct account_settings *s, const char *addr)
+{
+    return addr != NULL && addr[0] != '\0' &&
+           ((s->email != NULL && strcasecmp(s->email, addr) == 0) ||
+            (s->sender != NULL && strcasecmp(s->sender, addr) == 0));
+}
+
+int
+account_store_find_sender(struct account_store *st, const char *addr, struct account_settings *out,
+                          bool *matches, struct mo_error *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int found = 0;
+
+    *matches = false;
+    memset(out, 0, sizeof(*out));
+    if (account_store_get(st, "default", false, out, NULL) == 0) {
+        if (account_sends_as(out, addr)) {
+            *matches = true;
+            return 1;
+        }
+        found = 1; /* the fallback, unless another account matches */
+    }
+    if (addr == NULL || addr[0] == '\0')
+        return found;
+    if (account_store_list(st, &names, &n, err) != 0) {
+        account_settings_clear(out);
+        return -1;
+    }
+    for (size_t i = 0; i < n && !*matches; i++) {
+        struct account_settings s;
+
+        memset(&s, 0, sizeof(s));
+        if (account_store_get(st, names[i], false, &s, NULL) == 0 && account_sends_as(&s, addr)) {
+            account_settings_clear(out);
+            *out = s;
+            *matches = true;
+            found = 1;
+        } else {
+            account_settings_clear(&s);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return found;
 }

@@ -583,61 +583,6 @@ sender_hint(const struct sendmail_args *a, const struct mime_headers *h, char *h
 
 /* ---- the account -------------------------------------------------------------------- */
 
-static bool
-account_matches(const struct account_settings *s, const char *addr)
-{
-    return addr[0] != '\0' && ((s->email != NULL && strcasecmp(s->email, addr) == 0) ||
-                               (s->sender != NULL && strcasecmp(s->sender, addr) == 0));
-}
-
-/*
- * The account whose sender or email is hint ("default" first), else
- * "default"; without its password. 1 found, 0 none, -1 STORAGE.
- * (spool.c chooses the same way when it imports.)
- */
-static int
-find_account(struct account_store *st, const char *hint, struct account_settings *out,
-             bool *hint_matches, struct mo_error *err)
-{
-    char **names = NULL;
-    size_t n = 0;
-    int found = 0;
-
-    *hint_matches = false;
-    memset(out, 0, sizeof(*out));
-    if (account_store_get(st, "default", false, out, NULL) == 0) {
-        if (account_matches(out, hint)) {
-            *hint_matches = true;
-            return 1;
-        }
-        found = 1; /* the fallback, unless another account matches */
-    }
-    if (hint[0] != '\0') {
-        if (account_store_list(st, &names, &n, err) != 0) {
-            account_settings_clear(out);
-            return -1;
-        }
-        for (size_t i = 0; i < n && !*hint_matches; i++) {
-            struct account_settings s;
-
-            memset(&s, 0, sizeof(s));
-            if (account_store_get(st, names[i], false, &s, NULL) == 0 &&
-                account_matches(&s, hint)) {
-                account_settings_clear(out);
-                *out = s;
-                *hint_matches = true;
-                found = 1;
-            } else {
-                account_settings_clear(&s);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-    }
-    return found;
-}
-
 /* ---- the two routes ---------------------------------------------------------------- */
 
 struct submission {
@@ -686,7 +631,7 @@ submit_direct(const struct submission *s)
     mo_buf_init(&out, 2 * s->raw_len + 64 * 1024);
     if (account_store_open(s->home, &st, &err) != 0)
         goto out; /* e.g. the key is not readable for this user: the spool will do */
-    found = find_account(st, s->hint, &acct, &hint_matches, &err);
+    found = account_store_find_sender(st, s->hint, &acct, &hint_matches, &err);
     if (found < 0) {
         status = fail_error(&err);
         goto out;

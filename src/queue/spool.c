@@ -716,26 +716,15 @@ struct spool_import {
 };
 
 /* Whether a is one of the addresses an account sends as (case-insensitive). */
-static bool
-account_matches(const struct account_settings *s, const char *addr)
-{
-    return (s->email != NULL && strcasecmp(s->email, addr) == 0) ||
-           (s->sender != NULL && strcasecmp(s->sender, addr) == 0);
-}
-
 /*
- * The account for a message: named, or the one whose sender or email is
- * hint ("default" first), or "default". 1 found (*out filled, without the
- * password), 0 none, -1 STORAGE.
+ * The account for a message: named, or the one that sends as hint
+ * (account_store_find_sender). 1 found (*out filled, without the password),
+ * 0 none, -1 STORAGE.
  */
 static int
 spool_find_account(struct spool_import *im, const char *name, const char *hint,
                    struct account_settings *out, bool *hint_matches, struct mo_error *err)
 {
-    char **names = NULL;
-    size_t n = 0;
-    int found = 0;
-
     *hint_matches = false;
     memset(out, 0, sizeof(*out));
     if (im->store == NULL && !im->store_failed &&
@@ -748,40 +737,10 @@ spool_find_account(struct spool_import *im, const char *name, const char *hint,
     if (name != NULL && name[0] != '\0') {
         if (account_store_get(im->store, name, false, out, NULL) != 0)
             return 0;
-        *hint_matches = hint != NULL && account_matches(out, hint);
+        *hint_matches = account_sends_as(out, hint);
         return 1;
     }
-    if (hint != NULL && hint[0] != '\0') {
-        struct account_settings s;
-
-        memset(&s, 0, sizeof(s));
-        if (account_store_get(im->store, "default", false, &s, NULL) == 0 &&
-            account_matches(&s, hint)) {
-            *out = s;
-            *hint_matches = true;
-            return 1;
-        }
-        account_settings_clear(&s);
-        if (account_store_list(im->store, &names, &n, err) != 0)
-            return -1;
-        for (size_t i = 0; i < n && !found; i++) {
-            memset(&s, 0, sizeof(s));
-            if (account_store_get(im->store, names[i], false, &s, NULL) == 0 &&
-                account_matches(&s, hint)) {
-                *out = s;
-                *hint_matches = true;
-                found = 1;
-            } else {
-                account_settings_clear(&s);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        if (found)
-            return 1;
-    }
-    return account_store_get(im->store, "default", false, out, NULL) == 0 ? 1 : 0;
+    return account_store_find_sender(im->store, hint, out, hint_matches, err);
 }
 
 /* Moves cur/NAME (or another folder's) into bad/ and says why in the log. */
