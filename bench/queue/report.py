@@ -54,6 +54,8 @@ def main():
         mine = med(case, tool, key)
         peer = med(peer_case, peer_tool, key) if peer_tool else None
         ratio = mine / peer if mine is not None and peer else None
+        if mine is None and peer is None:
+            return  # a tool this run did not use (httpload.py when wrk is there)
         if stricter is not None:
             # Our own stricter check, beyond the targets: shown, not counted.
             tgt = "(stricter: ≥ %.1f×)" % stricter
@@ -72,8 +74,6 @@ def main():
                 tgt = "≤ %d MB" % target
             met = "yes" if ok else "**NO**"
             met_all &= ok
-        if mine is None and peer is None:
-            return
         rows.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             label, fmt(mine, unit), peer_label if peer_tool else "—", fmt(peer, unit),
             "%.2f×" % ratio if ratio is not None else "—", tgt, met))
