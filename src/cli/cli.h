@@ -49,6 +49,8 @@ void cli_json_print(json_t *o);
 
 /* The data folder (home.c): set once from --home, else from the environment. */
 void cli_set_home(const char *dir);
+/* Process settings for the commands that run the queue (serve, queue): before any database. */
+void cli_service_init(void);
 const char *cli_home(void);
 /* Opens the account store in the data folder, printing any error; returns an exit status. */
 int cli_open_store(struct account_store **out);

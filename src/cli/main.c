@@ -3,7 +3,6 @@
  * and hands over its arguments. The data flow of every command starts here;
  * see docs/ARCHITECTURE.md.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,12 +64,6 @@ main(int argc, char **argv)
     /* Everything mailout creates (the database, its WAL, the key) is private unless a
      * command opens it up on purpose (the spool folders). */
     umask(077);
-    /* glibc gives freed memory back to the kernel as soon as 128 KB sit free at the top
-     * of a heap: the delivery threads, which free a batch's messages and claim the next,
-     * then paid ~2 madvise calls (and TLB shootdowns on the other threads) per message.
-     * Keeping up to 8 MB per heap costs little beside that (bench/queue: -40% CPU). */
-    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
-    mo_db_init();
 
     if (argc > 0 && invoked_as_sendmail(argv[0]))
         return cli_sendmail_main(argc, argv);

@@ -652,6 +652,7 @@ cli_queue_main(int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : NULL;
 
+    cli_service_init();
     if (sub == NULL) {
         queue_usage(stderr);
         return CLI_EXIT_USAGE;

@@ -175,6 +175,7 @@ cli_serve_main(int argc, char **argv)
     int code = CLI_EXIT_FAILED;
     int c;
 
+    cli_service_init();
     memset(&aopt, 0, sizeof(aopt));
     memset(&lopt, 0, sizeof(lopt));
     memset(&sbopt, 0, sizeof(sbopt));

@@ -1,9 +1,10 @@
 /*
  * store_open.c - opening the account store from the command line, making the
  * data folder first, so every command names the folder the same way in its
- * errors.
+ * errors; and the process settings of the commands that run the queue.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,4 +49,15 @@ cli_open_store(struct account_store **out)
         return err.category == MO_ERR_CONFIG ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
     }
     return CLI_EXIT_OK;
+}
+
+void
+cli_service_init(void)
+{
+    /* glibc gives freed memory back to the kernel as soon as 128 KB sit free at the top of
+     * a heap: the delivery threads, which free a batch's messages and claim the next, then
+     * paid ~2 madvise calls (and TLB shootdowns on the other threads) per message. Keeping
+     * up to 8 MB per heap costs little beside that (bench/queue: -40% CPU). */
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+    mo_db_init();
 }
