@@ -24,17 +24,23 @@ mo_log_init(enum mo_log_level min_level)
 void
 mo_log(enum mo_log_level level, const char *fmt, ...)
 {
+    char line[2048];
     va_list ap;
+    int head, n;
 
     if (level < log_min_level)
         return;
-    flockfile(stderr); /* one line at a time, whatever the threads do */
-    fprintf(stderr, "mailout: %s: ", log_level_names[level]);
+    /* One write per line: stderr is unbuffered, and lines from threads must not mix. */
+    head = snprintf(line, sizeof(line), "mailout: %s: ", log_level_names[level]);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    n = vsnprintf(line + head, sizeof(line) - (size_t)head - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
+    if (n < 0)
+        n = 0;
+    if ((size_t)head + (size_t)n > sizeof(line) - 2)
+        n = (int)(sizeof(line) - 2 - (size_t)head); /* cut: the line goes out shortened */
+    line[head + n] = '\n';
+    fwrite(line, 1, (size_t)head + (size_t)n + 1, stderr);
 }
 
 char *
