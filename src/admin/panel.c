@@ -192,6 +192,19 @@ decref_cb(void *p)
     json_decref(p);
 }
 
+enum MHD_Result
+panel_too_many(struct panel_req *r, const char *field, int64_t wait, const char *then)
+{
+    char seconds[24];
+    const char *headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, seconds, NULL};
+
+    snprintf(seconds, sizeof(seconds), "%lld", (long long)wait);
+    return admin_http_error(r->c, MHD_HTTP_TOO_MANY_REQUESTS, field, headers,
+                            "too many wrong passwords from your address: wait %lld seconds, "
+                            "then %s",
+                            (long long)wait, then);
+}
+
 json_t *
 panel_body_object(struct panel_req *r, enum MHD_Result *ret)
 {
@@ -475,16 +488,8 @@ handle_login(struct panel_req *r)
     bool ok = false;
     json_t *o;
 
-    if (wait > 0) {
-        char seconds[24];
-        const char *headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, seconds, NULL};
-
-        snprintf(seconds, sizeof(seconds), "%lld", (long long)wait);
-        return admin_http_error(r->c, MHD_HTTP_TOO_MANY_REQUESTS, "password", headers,
-                                "too many wrong passwords from your address: wait %lld seconds, "
-                                "then try again",
-                                (long long)wait);
-    }
+    if (wait > 0)
+        return panel_too_many(r, "password", wait, "try again");
     if ((o = panel_body_object(r, &ret)) == NULL)
         return ret;
     if (panel_auth_has_password(r->p->auth, &has, &err) != 0)

@@ -18,6 +18,11 @@
  *   GET    checks/ID                {done, steps so far, result when done: steps,
  *                                   diagnosis, transcript}; the starting session only
  *   GET    keys, POST keys {"name"} (the key is shown once), DELETE keys/NAME
+ *   POST   password {"current", "new"}: changes the admin password. A wrong
+ *                                   current one counts against the login rate
+ *                                   limit (403, then 429 like the login); on
+ *                                   success every other session ends and this
+ *                                   one stays: 200 {"ok": true}
  * The form: provider ("" or "custom": own server), email, username, password
  * (write-only: absent or "" keeps the stored one), sender, sender_name, host,
  * port, security ("starttls", "tls", "none"); what the form does not show
@@ -45,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "worker/worker.h"
 
@@ -1054,6 +1060,129 @@ delete_key(struct panel_req *r, const char *name)
     return admin_http_json(r->c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1), NULL);
 }
 
+/* ---- the admin password ------------------------------------------------------------------ */
+
+static const struct sockaddr *
+client_address(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    return ci != NULL ? ci->client_addr : NULL;
+}
+
+/* Member name as a C string; "" when absent or not text. *has_nul: the JSON held "\u0000",
+ * which a C string would silently cut short (a shorter password than the one typed). */
+static const char *
+password_member(const json_t *o, const char *name, bool *has_nul)
+{
+    const json_t *v = json_object_get(o, name);
+
+    *has_nul = false;
+    if (!json_is_string(v))
+        return "";
+    *has_nul = strlen(json_string_value(v)) != json_string_length(v);
+    return json_string_value(v);
+}
+
+static void add_problem(json_t *errors, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One {"field", "message"} of the panel's {"errors": [...]}. */
+static void
+add_problem(json_t *errors, const char *field, const char *fmt, ...)
+{
+    char message[MO_ERROR_TEXT_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", message));
+}
+
+/*
+ * POST password {"current", "new"}. The page compares "new password again" itself. What
+ * the body alone shows (an empty field, a new password of the wrong length) answers 400
+ * with every problem at once, before any password is tried, so a typo costs no attempt
+ * of the rate limit. Neither password is logged or echoed.
+ */
+static enum MHD_Result
+post_password(struct panel_req *r)
+{
+    const struct sockaddr *peer = client_address(r->c);
+    const char *cookies =
+        MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    int64_t now = (int64_t)time(NULL);
+    int64_t wait = panel_ratelimit_wait_s(r->p->logins, peer, now);
+    char id[PANEL_TOKEN_LEN + 1];
+    struct mo_error err;
+    enum MHD_Result ret;
+    const char *current;
+    const char *new_pw;
+    bool current_nul;
+    bool new_nul;
+    bool ok = false;
+    json_t *errors = NULL;
+    json_t *o = NULL;
+    int rc;
+
+    if (wait > 0)
+        return panel_too_many(r, "current", wait, "enter the current password again");
+    if ((o = panel_body_object(r, &ret)) == NULL)
+        return ret;
+    current = password_member(o, "current", &current_nul);
+    new_pw = password_member(o, "new", &new_nul);
+    if ((errors = json_array()) == NULL)
+        return admin_http_error(r->c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "out of memory");
+    if (current[0] == '\0')
+        add_problem(errors, "current",
+                    "enter the current admin password, the one you logged in with: it proves "
+                    "that it is you who changes it");
+    if (new_pw[0] == '\0') {
+        add_problem(errors, "new",
+                    "enter the new password: at least %d characters, any characters (a longer "
+                    "one is safer)",
+                    PANEL_PASSWORD_MIN);
+    } else if (new_nul) {
+        add_problem(errors, "new",
+                    "the new password contains a NUL character, which cannot be typed at the "
+                    "login: choose one without it");
+    } else if (panel_auth_password_shape(new_pw, &err) != 0) {
+        add_problem(errors, "new", "%s", err.text);
+    } else if (!current_nul && strcmp(new_pw, current) == 0) {
+        add_problem(errors, "new",
+                    "the new password is the same as the current one: choose a different one");
+    }
+    if (json_array_size(errors) > 0)
+        return admin_http_json(r->c, MHD_HTTP_BAD_REQUEST, json_pack("{s:o}", "errors", errors),
+                               NULL);
+    json_decref(errors);
+    /* a NUL cuts the C string short: never let a prefix of what was sent pass as the password */
+    if (!current_nul && panel_auth_verify_password(r->p->auth, current, &ok, &err) != 0)
+        return panel_fail(r, &err, false);
+    if (!ok) {
+        panel_ratelimit_fail(r->p->logins, peer, now);
+        return admin_http_error(r->c, MHD_HTTP_FORBIDDEN, "current", NULL,
+                                "that is not the current admin password: type the one you logged "
+                                "in with (check Caps Lock); nothing was changed");
+    }
+    panel_ratelimit_reset(r->p->logins, peer);
+    /* the gate found the session by this cookie, so it is there and well formed */
+    if (panel_cookie_value(cookies, PANEL_COOKIE, id, sizeof(id)) != 0)
+        id[0] = '\0';
+    rc = panel_auth_change_password(r->p->auth, new_pw, id, &err);
+    mo_wipe(id, sizeof(id));
+    if (rc != 0) {
+        if (err.category == MO_ERR_CONFIG)
+            return admin_http_error(r->c, MHD_HTTP_BAD_REQUEST, "new", NULL, "%s", err.text);
+        return panel_fail(r, &err, false);
+    }
+    mo_log(MO_LOG_INFO, "panel: the admin password was changed from the panel; every other "
+                        "session was ended");
+    return admin_http_json(r->c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1), NULL);
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 static enum MHD_Result
@@ -1125,6 +1254,8 @@ panel_api_route(struct panel_req *r, bool *handled)
     }
     if (strncmp(path, "keys/", 5) == 0 && path[5] != '\0')
         return method_is(r, "DELETE") ? delete_key(r, path + 5) : not_allowed(r, "DELETE");
+    if (strcmp(path, "password") == 0)
+        return method_is(r, "POST") ? post_password(r) : not_allowed(r, "POST");
     *handled = false;
     return MHD_NO;
 }

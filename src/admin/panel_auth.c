@@ -6,8 +6,9 @@
  * (libsodium's crypto_pwhash_str, interactive limits: 64 MiB, about 0.1 s)
  * in the table admin_password of home/mailout.db. Any characters are fine
  * (digits only too); only the length is checked. Setting it ends every
- * session. Hashing runs one at a time, so a burst of logins cannot take
- * 64 MiB each.
+ * session, in the same transaction; changing it from the panel ends every
+ * session but the one that changed it. Hashing runs one at a time, so a
+ * burst of logins cannot take 64 MiB each.
  * Sessions: a random 256-bit id (base64url), given to the browser as an
  * HttpOnly SameSite=Strict cookie and stored only as its SHA-256 (a random
  * 256-bit value needs no slow hash), with its CSRF token (another random
@@ -158,8 +159,8 @@ out:
     return rc;
 }
 
-static int
-check_password_shape(const char *password, struct mo_error *err)
+int
+panel_auth_password_shape(const char *password, struct mo_error *err)
 {
     size_t len = password != NULL ? strlen(password) : 0;
 
@@ -179,9 +180,19 @@ check_password_shape(const char *password, struct mo_error *err)
     return 0;
 }
 
-int
-panel_auth_set_password(struct panel_auth *a, const char *password, bool only_if_none,
-                        struct mo_error *err)
+static int keep_hash_of(const char *keep_id, unsigned char out[SESSION_HASH_BYTES], bool *has,
+                        struct mo_error *err);
+static int sessions_delete_except(struct panel_auth *a, const unsigned char *keep_hash,
+                                  struct mo_error *err);
+
+/*
+ * Stores password's hash and, in the same transaction, ends every session but
+ * keep_id's (NULL: every session). One transaction, so no session opened with
+ * the old password outlives the change when the deletion fails.
+ */
+static int
+password_store(struct panel_auth *a, const char *password, bool only_if_none, const char *keep_id,
+               struct mo_error *err)
 {
     static const char *const upsert =
         "INSERT INTO admin_password (id, hash, updated_at) VALUES (1, ?1, ?2)"
@@ -190,11 +201,14 @@ panel_auth_set_password(struct panel_auth *a, const char *password, bool only_if
         "INSERT INTO admin_password (id, hash, updated_at) VALUES (1, ?1, ?2)"
         " ON CONFLICT(id) DO NOTHING";
     char hash[crypto_pwhash_STRBYTES];
+    unsigned char keep[SESSION_HASH_BYTES];
+    bool has_keep = false;
     sqlite3_stmt *stmt = NULL;
     bool in_txn = false;
     int rc = -1;
 
-    if (check_password_shape(password, err) != 0)
+    if (panel_auth_password_shape(password, err) != 0 ||
+        keep_hash_of(keep_id, keep, &has_keep, err) != 0)
         return -1;
     pthread_mutex_lock(&a->hash_lock);
     rc = crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
@@ -229,9 +243,11 @@ panel_auth_set_password(struct panel_auth *a, const char *password, bool only_if
                      "on the server with `mailout admin password`");
         goto out;
     }
-    /* a new password ends every session: whoever knew the old one is out */
-    if (sqlite3_exec(a->db, "DELETE FROM admin_sessions", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    /* a new password ends the sessions (all but the changer's, who just gave the old
+     * one): whoever else knew the old one is out */
+    if (sessions_delete_except(a, has_keep ? keep : NULL, err) != 0)
+        goto out;
+    if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         auth_db_error(a->db, err, "cannot store the admin password");
         goto out;
     }
@@ -243,7 +259,22 @@ out:
         sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&a->db_lock);
     sodium_memzero(hash, sizeof(hash));
+    sodium_memzero(keep, sizeof(keep));
     return rc;
+}
+
+int
+panel_auth_set_password(struct panel_auth *a, const char *password, bool only_if_none,
+                        struct mo_error *err)
+{
+    return password_store(a, password, only_if_none, NULL, err);
+}
+
+int
+panel_auth_change_password(struct panel_auth *a, const char *password, const char *keep_id,
+                           struct mo_error *err)
+{
+    return password_store(a, password, false, keep_id, err);
 }
 
 int
@@ -292,7 +323,7 @@ admin_password_set(const char *home, const char *password, struct mo_error *err)
     struct panel_auth *a = NULL;
     int rc;
 
-    if (check_password_shape(password, err) != 0)
+    if (panel_auth_password_shape(password, err) != 0)
         return -1;
     if (panel_auth_open(home, &a, err) != 0)
         return -1;
@@ -435,6 +466,45 @@ session_delete_hash(struct panel_auth *a, const unsigned char *hash, struct mo_e
     sqlite3_bind_blob(stmt, 1, hash, SESSION_HASH_BYTES, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         auth_db_error(a->db, err, "cannot end the session");
+    else
+        rc = 0;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* The hash of the session to keep. *has false when keep_id is NULL or malformed: it names no
+ * session, so every one ends, which errs on the safe side. */
+static int
+keep_hash_of(const char *keep_id, unsigned char out[SESSION_HASH_BYTES], bool *has,
+             struct mo_error *err)
+{
+    *has = false;
+    if (!token_well_formed(keep_id))
+        return 0;
+    if (token_hash(keep_id, out) != 0) {
+        mo_error_set(err, MO_ERR_INTERNAL, NULL, "SHA-256 failed");
+        return -1;
+    }
+    *has = true;
+    return 0;
+}
+
+/* Deletes every session but the one with keep_hash (NULL: all). Caller holds db_lock. */
+static int
+sessions_delete_except(struct panel_auth *a, const unsigned char *keep_hash, struct mo_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(a->db, "DELETE FROM admin_sessions WHERE ?1 IS NULL OR id_hash <> ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        auth_db_error(a->db, err, "cannot end the other sessions");
+        return -1;
+    }
+    if (keep_hash != NULL)
+        sqlite3_bind_blob(stmt, 1, keep_hash, SESSION_HASH_BYTES, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        auth_db_error(a->db, err, "cannot end the other sessions");
     else
         rc = 0;
     sqlite3_finalize(stmt);

@@ -32,6 +32,7 @@ const ROOT = path.resolve(HERE, "..", "..");
 const ART = path.resolve(process.env.MAILOUT_BROWSER_ARTIFACTS || path.join(ROOT, "build", "browser-artifacts"));
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ADMIN_PASSWORD = "correct horse 42";
+const NEW_ADMIN_PASSWORD = "battery staple 7 horses"; /* set in the panel's Admin password view */
 const TEST_SUBJECT = "mailout: your mail settings work \u2713";
 const EVIL_SUBJECT = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\"> & \"quotes\"";
 
@@ -553,7 +554,7 @@ test("every field has a label, and the keyboard alone sends the test email", asy
 test("usable at phone width (375 px)", async () => {
   await page.setViewportSize({ width: 375, height: 812 });
   for (const [hash, name] of [["#/config/default", "16-phone-configuration"], ["#/log", "17-phone-mail-log"],
-                              ["#/keys", "18-phone-api-keys"]]) {
+                              ["#/keys", "18-phone-api-keys"], ["#/password", "18b-phone-admin-password"]]) {
     await page.goto(stack.base_url + "/panel/" + hash);
     await page.waitForLoadState("networkidle");
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -583,12 +584,132 @@ test("logged out: pages redirect to the login, JSON answers 401", async () => {
   assert.equal(pageAgain.headers.location, "/login");
 });
 
+test("the admin password changes in the panel; the other sessions are signed out", async () => {
+  /* Server: the admin password is ADMIN_PASSWORD; a second session is open elsewhere.
+   * We: log in, open "Admin password" in the header; type two new passwords that differ,
+   * then one too short, then a wrong current password; then the right one and Save; log
+   * out, try the old password at the login, then the new one.
+   * Must see: "New password again" red without a request; New password red with the
+   * length rule; Current password red with why (403), nothing changed; after Save the note
+   * that other browsers were signed out, the other session refused (401) while this page
+   * goes on; the old password refused at the login, the new one accepted. */
+  const other = await request({ method: "POST", path: "/panel/login", body: { password: ADMIN_PASSWORD } });
+  assert.equal(other.status, 200, other.text);
+  const otherCookie = other.headers["set-cookie"][0].split(";")[0];
+  await page.goto(stack.base_url + "/login");
+  await page.fill("#g-password", ADMIN_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/panel\/$/);
+  await page.click("#nav-password");
+  await page.locator("#pw-form").waitFor();
+  assert.equal(await page.getAttribute("#nav-password", "aria-current"), "page");
+  assert.equal(await page.textContent("#pw-h"), "Admin password");
+  await shot("20-admin-password-form");
+
+  const posts = [];
+  const onRequest = (req) => { if (req.url().endsWith("/panel/api/password")) posts.push(req.postData() || ""); };
+  page.on("request", onRequest);
+  try {
+    await page.fill("#pw-current", ADMIN_PASSWORD);
+    await page.fill("#pw-new", NEW_ADMIN_PASSWORD);
+    await page.fill("#pw-new2", NEW_ADMIN_PASSWORD + " typo");
+    await page.click("#pw-save");
+    await page.locator("#pw-new2[aria-invalid=true]").waitFor();
+    assert.match(await page.textContent("#e-pw-new2"), /differ/);
+    assert.equal(posts.length, 0, "the page compares the two new passwords itself");
+
+    await page.fill("#pw-new", "short");
+    await page.fill("#pw-new2", "short");
+    await page.click("#pw-save");
+    await page.locator("#pw-new[aria-invalid=true]").waitFor();
+    assert.match(await page.textContent("#e-pw-new"), /at least 8 characters/);
+    assert.equal(await page.getAttribute("#pw-new2", "aria-invalid"), null);
+
+    await page.fill("#pw-current", "not the password");
+    await page.fill("#pw-new", NEW_ADMIN_PASSWORD);
+    await page.fill("#pw-new2", NEW_ADMIN_PASSWORD);
+    const wrong = page.waitForResponse((r) => r.url().endsWith("/panel/api/password"));
+    await page.click("#pw-save");
+    const wrongResp = await wrong;
+    assert.equal(wrongResp.status(), 403);
+    assert.ok(!(await wrongResp.text()).includes("not the password"), "the password is not echoed");
+    await page.locator("#pw-current[aria-invalid=true]").waitFor();
+    assert.match(await page.textContent("#e-pw-current"), /not the current admin password/);
+    assert.ok((await page.getAttribute("#pw-current", "aria-describedby")).split(" ").includes("e-pw-current"));
+    assert.equal(await page.locator("#pw-form [aria-invalid=true]").count(), 1, "only Current password is red");
+    assert.equal(await page.locator("#pw-done").isVisible(), false);
+    await shot("21-admin-password-wrong-current");
+    assert.equal((await request({ path: "/panel/api/dashboard", headers: { Cookie: otherCookie } })).status, 200,
+                 "nothing changed: the other session goes on");
+
+    await page.fill("#pw-current", ADMIN_PASSWORD);
+    await page.click("#pw-save");
+    await page.locator("#pw-done").waitFor();
+    assert.match(await page.textContent("#pw-done"), /other browser.*signed out/);
+    assert.equal(await page.locator("#pw-form [aria-invalid=true]").count(), 0);
+    assert.equal(await page.inputValue("#pw-current"), "", "the typed passwords leave the page");
+    assert.equal(await page.inputValue("#pw-new"), "");
+    await shot("22-admin-password-changed");
+    assert.deepEqual(posts.map((b) => Object.keys(JSON.parse(b)).sort()), [["current", "new"], ["current", "new"], ["current", "new"]]);
+  } finally {
+    page.off("request", onRequest);
+  }
+  assert.equal((await request({ path: "/panel/api/dashboard", headers: { Cookie: otherCookie } })).status, 401,
+               "the other session was signed out");
+  assert.equal((await pageFetch("GET", "/panel/api/dashboard")).status, 200, "this one stays");
+
+  await page.click("#logout");
+  await page.waitForURL(/\/login$/);
+  await page.fill("#g-password", ADMIN_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.locator("#gate-error").waitFor();
+  assert.match(await page.textContent("#gate-error"), /not the admin password/);
+  await shot("23-login-old-password-refused");
+  await page.fill("#g-password", NEW_ADMIN_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/panel\/$/);
+  await page.locator("#d-sent").filter({ hasText: /^\d+$/ }).waitFor();
+});
+
+test("wrong current passwords count against the login's rate limit", async () => {
+  /* Server: the login's limit (5 failures a minute per address) guards the password form
+   * too. We: from 127.0.0.3, log in; POST /panel/api/password without the CSRF token; then
+   * six wrong current passwords with it; then a login from that address.
+   * Must see: 403 for the missing token (the gate's, before any password is tried); 403
+   * five times, then 429 with Retry-After on the field "current"; the login from that
+   * address waits as well (429); the password unchanged. */
+  const login = await request({ method: "POST", path: "/panel/login", body: { password: NEW_ADMIN_PASSWORD },
+                                localAddress: "127.0.0.3" });
+  assert.equal(login.status, 200, login.text);
+  const cookie = login.headers["set-cookie"][0].split(";")[0];
+  let r = await request({ method: "POST", path: "/panel/api/password", localAddress: "127.0.0.3",
+                          headers: { Cookie: cookie }, body: { current: NEW_ADMIN_PASSWORD, new: "never set 12345" } });
+  assert.equal(r.status, 403, r.text);
+  assert.match(r.json.errors[0].message, /CSRF/);
+  const statuses = [];
+  for (let i = 0; i < 6; i++) {
+    r = await request({ method: "POST", path: "/panel/api/password", localAddress: "127.0.0.3",
+                        headers: { Cookie: cookie, "X-CSRF-Token": login.json.csrf },
+                        body: { current: "wrong guess " + i, new: "never set 12345" } });
+    statuses.push(r.status);
+    assert.equal(r.json.errors[0].field, "current", r.text);
+    assert.ok(!r.text.includes("wrong guess") && !r.text.includes("never set"), "no password echoed: " + r.text);
+  }
+  assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429]);
+  assert.ok(Number(r.headers["retry-after"]) > 0, JSON.stringify(r.headers));
+  const again = await request({ method: "POST", path: "/panel/login", body: { password: NEW_ADMIN_PASSWORD },
+                                localAddress: "127.0.0.3" });
+  assert.equal(again.status, 429, "the login from that address waits too");
+  const ok = await request({ method: "POST", path: "/panel/login", body: { password: NEW_ADMIN_PASSWORD } });
+  assert.equal(ok.status, 200, "unchanged");
+});
+
 test("`mailout admin password` in the terminal replaces the password and ends every session", async () => {
   /* We: log in, then set a new password with the CLI (one line on standard input, as a
    * script would), and a too short one. Must see: exit 0 and the old session refused (401);
    * the old password refused, the new one accepted; exit 2 for the short one. */
   const { spawnSync } = await import("node:child_process");
-  const login = await request({ method: "POST", path: "/panel/login", body: { password: ADMIN_PASSWORD } });
+  const login = await request({ method: "POST", path: "/panel/login", body: { password: NEW_ADMIN_PASSWORD } });
   assert.equal(login.status, 200);
   const cookie = login.headers["set-cookie"][0].split(";")[0];
   assert.equal((await request({ path: "/panel/api/dashboard", headers: { Cookie: cookie } })).status, 200);
@@ -597,7 +718,7 @@ test("`mailout admin password` in the terminal replaces the password and ends ev
   assert.equal(set.status, 0, set.stderr);
   assert.match(set.stdout, /changed/);
   assert.equal((await request({ path: "/panel/api/dashboard", headers: { Cookie: cookie } })).status, 401);
-  assert.equal((await request({ method: "POST", path: "/panel/login", body: { password: ADMIN_PASSWORD } })).status, 401);
+  assert.equal((await request({ method: "POST", path: "/panel/login", body: { password: NEW_ADMIN_PASSWORD } })).status, 401);
   assert.equal((await request({ method: "POST", path: "/panel/login", body: { password: "a brand new password" } })).status, 200);
   const short = spawnSync(stack.mailout_bin, ["--home", stack.home, "admin", "password"],
                           { input: "short\n", encoding: "utf8" });

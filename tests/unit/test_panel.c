@@ -1,7 +1,8 @@
 /*
  * test_panel.c - unit tests of the admin panel's pure and storage parts (admin module):
  * the Cookie header, loopback peers and Host headers, CSRF token comparison, the login
- * rate limit, the admin password (argon2id) and sessions in a temporary data folder, a
+ * rate limit, the admin password (argon2id, its shape, changing it while keeping the
+ * changer's session) and sessions (ending all but one) in a temporary data folder, a
  * stored message's preview (headers, body, attachments) and the built-in assets.
  * The HTTP side runs in a real browser: tests/browser/panel.test.mjs.
  */
@@ -311,6 +312,128 @@ test_sessions(void **state)
     panel_auth_close(a);
 }
 
+/* Ending every session but one: which of three sessions survive, by what keep_id names. */
+static const struct {
+    const char *what;
+    int keep;             /* the index of the session to keep, or -1: pass other_id */
+    const char *other_id; /* keep_id when keep is -1 */
+} keep_cases[] = {
+    {"the first (the caller's) stays", 0, NULL},
+    {"the last stays", 2, NULL},
+    {"NULL keeps none", -1, NULL},
+    {"a malformed id keeps none", -1, "not a token"},
+    {"an unknown id keeps none", -1, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+};
+
+static const struct {
+    size_t len; /* a password of this many 'x' */
+    int rc;
+} shape_cases[] = {
+    {0, -1},
+    {PANEL_PASSWORD_MIN - 1, -1},
+    {PANEL_PASSWORD_MIN, 0},
+    {PANEL_PASSWORD_MAX, 0},
+    {PANEL_PASSWORD_MAX + 1, -1},
+};
+
+static void
+test_password_shape(void **state)
+{
+    char pw[PANEL_PASSWORD_MAX + 2];
+    struct mo_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(shape_cases) / sizeof(shape_cases[0]); i++) {
+        memset(pw, 'x', shape_cases[i].len);
+        pw[shape_cases[i].len] = '\0';
+        if (panel_auth_password_shape(pw, &err) != shape_cases[i].rc)
+            fail_msg("a password of %zu characters", shape_cases[i].len);
+        if (shape_cases[i].rc != 0) {
+            assert_int_equal(err.category, MO_ERR_CONFIG);
+            assert_string_equal(err.field, "password");
+        }
+    }
+    assert_int_equal(panel_auth_password_shape(NULL, &err), -1);
+}
+
+/* The sessions that survive a change of password, by what keep_id names (keep_cases). */
+static void
+test_change_password_keeps(void **state)
+{
+    struct panel_auth *a = NULL;
+    struct panel_session s;
+    struct mo_error err;
+    char ids[3][PANEL_TOKEN_LEN + 1];
+    const int64_t t0 = 1700000000;
+
+    (void)state;
+    assert_int_equal(panel_auth_open(home, &a, &err), 0);
+    for (size_t c = 0; c < sizeof(keep_cases) / sizeof(keep_cases[0]); c++) {
+        char pw[32];
+
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(panel_session_create(a, t0, ids[i], &s, &err), 0);
+        snprintf(pw, sizeof(pw), "password number %zu", c);
+        assert_int_equal(panel_auth_change_password(
+                             a, pw,
+                             keep_cases[c].keep >= 0 ? ids[keep_cases[c].keep]
+                                                     : keep_cases[c].other_id,
+                             &err),
+                         0);
+        for (int i = 0; i < 3; i++) {
+            bool found = false;
+
+            assert_int_equal(panel_session_find(a, ids[i], t0 + 1, &s, &found, &err), 0);
+            if (found != (i == keep_cases[c].keep))
+                fail_msg("%s: session %d %s", keep_cases[c].what, i,
+                         found ? "survived" : "ended");
+        }
+    }
+    panel_auth_close(a);
+}
+
+static void
+test_change_password(void **state)
+{
+    struct panel_auth *a = NULL;
+    struct panel_session s;
+    char mine[PANEL_TOKEN_LEN + 1];
+    char other[PANEL_TOKEN_LEN + 1];
+    struct mo_error err;
+    bool found = false;
+    bool ok = false;
+    const int64_t t0 = 1700000000;
+
+    (void)state;
+    assert_int_equal(panel_auth_open(home, &a, &err), 0);
+    assert_int_equal(panel_auth_set_password(a, "the old password", true, &err), 0);
+    assert_int_equal(panel_session_create(a, t0, mine, &s, &err), 0);
+    assert_int_equal(panel_session_create(a, t0, other, &s, &err), 0);
+    /* too short: refused, and nothing changes (the password, the sessions) */
+    assert_int_equal(panel_auth_change_password(a, "short", mine, &err), -1);
+    assert_int_equal(err.category, MO_ERR_CONFIG);
+    assert_string_equal(err.field, "password");
+    assert_int_equal(panel_auth_verify_password(a, "the old password", &ok, &err), 0);
+    assert_true(ok);
+    assert_int_equal(panel_session_find(a, other, t0 + 1, &s, &found, &err), 0);
+    assert_true(found);
+    /* changed: the new one opens, the old one not; the changer's session stays, the other ends */
+    assert_int_equal(panel_auth_change_password(a, "the new password", mine, &err), 0);
+    assert_int_equal(panel_auth_verify_password(a, "the new password", &ok, &err), 0);
+    assert_true(ok);
+    assert_int_equal(panel_auth_verify_password(a, "the old password", &ok, &err), 0);
+    assert_false(ok);
+    assert_int_equal(panel_session_find(a, mine, t0 + 1, &s, &found, &err), 0);
+    assert_true(found);
+    assert_int_equal(panel_session_find(a, other, t0 + 1, &s, &found, &err), 0);
+    assert_false(found);
+    /* without a session to keep (NULL), it ends them all, as panel_auth_set_password does */
+    assert_int_equal(panel_auth_change_password(a, "a third password", NULL, &err), 0);
+    assert_int_equal(panel_session_find(a, mine, t0 + 1, &s, &found, &err), 0);
+    assert_false(found);
+    panel_auth_close(a);
+}
+
 /* ---- the message preview ----------------------------------------------------------------- */
 
 #define MAX_ATTACH 4
@@ -516,6 +639,9 @@ main(void)
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test_setup_teardown(test_password, make_home, remove_home),
         cmocka_unit_test_setup_teardown(test_sessions, make_home, remove_home),
+        cmocka_unit_test(test_password_shape),
+        cmocka_unit_test_setup_teardown(test_change_password, make_home, remove_home),
+        cmocka_unit_test_setup_teardown(test_change_password_keeps, make_home, remove_home),
         cmocka_unit_test(test_preview),
         cmocka_unit_test(test_preview_bounded),
         cmocka_unit_test(test_assets),

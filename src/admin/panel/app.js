@@ -1,7 +1,7 @@
 /*
  * app.js - the admin panel's script: the views of index.html (mail log, a message, a test
- * letter, Configuration -> System -> General -> Mail (SMTP), API keys), the dashboard
- * header, and the JSON calls to /panel/api/.
+ * letter, Configuration -> System -> General -> Mail (SMTP), API keys, the sandbox inbox,
+ * the admin password), the dashboard header, and the JSON calls to /panel/api/.
  *
  * Rules it keeps:
  *  - Every value from the server goes into the page as text (textContent, createElement,
@@ -14,7 +14,7 @@
  *    under it, linked with aria-describedby; all of them at once, with a summary (role=alert)
  *    whose links move the focus to each field. The entered values stay.
  * Routes are the address's #fragment: #/log[?state=&q=], #/message/ID, #/test/ID,
- * #/config[/NAME|/new], #/keys.
+ * #/config[/NAME|/new], #/keys, #/sandbox[/ID], #/password.
  */
 "use strict";
 
@@ -141,7 +141,7 @@
   }
 
   function showView(name, nav) {
-    ["log", "message", "config", "keys", "sandbox"].forEach(function (v) {
+    ["log", "message", "config", "keys", "sandbox", "password"].forEach(function (v) {
       $("view-" + v).hidden = v !== name;
     });
     Array.prototype.forEach.call(document.querySelectorAll(".mainnav a"), function (a) {
@@ -169,6 +169,9 @@
     } else if (head === "sandbox") {
       showView("sandbox", "sandbox");
       loadSandbox(r.path[1] || "");
+    } else if (head === "password") {
+      showView("password", "password");
+      resetPasswordForm();
     } else {
       showView("log", "log");
       loadLog(r.params);
@@ -676,19 +679,24 @@
     return l ? l.textContent : field;
   }
 
+  /* Takes a field's red mark and reason away (and the reason out of its description). */
+  function clearFieldError(input, err) {
+    input.removeAttribute("aria-invalid");
+    err.hidden = true;
+    clear(err);
+    var d = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (x) {
+      return x && x !== err.id;
+    });
+    if (d.length) input.setAttribute("aria-describedby", d.join(" "));
+    else input.removeAttribute("aria-describedby");
+  }
+
   function clearErrors() {
     FIELDS.forEach(function (f) {
       var input = $("f-" + f);
       var err = $("e-" + f);
       if (!input || !err) return;
-      input.removeAttribute("aria-invalid");
-      err.hidden = true;
-      clear(err);
-      var d = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (x) {
-        return x && x !== err.id;
-      });
-      if (d.length) input.setAttribute("aria-describedby", d.join(" "));
-      else input.removeAttribute("aria-describedby");
+      clearFieldError(input, err);
     });
     $("form-summary").hidden = true;
     clear($("form-summary"));
@@ -1083,6 +1091,78 @@
                value: parseInt($("sb-fault-value").value, 10) || 1 });
   });
   $("sb-fault-off").addEventListener("click", function () { setFault({ kind: "none" }); });
+
+  /* ---- the admin password ------------------------------------------------------------------- */
+
+  /* the server's field names, and "again" (compared here only), to the form's inputs */
+  var PW_INPUTS = { current: "pw-current", "new": "pw-new", again: "pw-new2" };
+
+  function pwFieldsClear() {
+    Object.keys(PW_INPUTS).forEach(function (f) {
+      clearFieldError($(PW_INPUTS[f]), $("e-" + PW_INPUTS[f]));
+    });
+  }
+
+  /* Marks field red with its reason under it, as the mail settings form does; false when
+   * the form has no such field. */
+  function pwFieldError(field, message) {
+    if (!field || !Object.prototype.hasOwnProperty.call(PW_INPUTS, field)) return false;
+    var id = PW_INPUTS[field];
+    var input = $(id);
+    var err = $("e-" + id);
+    input.setAttribute("aria-invalid", "true");
+    if (!err.hidden) err.appendChild(document.createTextNode("\n"));
+    err.appendChild(document.createTextNode(capital(message)));
+    err.hidden = false;
+    var d = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    if (d.indexOf(err.id) < 0) d.unshift(err.id);
+    input.setAttribute("aria-describedby", d.join(" "));
+    return true;
+  }
+
+  function pwFocusFirstError() {
+    var first = document.querySelector("#pw-form [aria-invalid=true]");
+    if (first) { first.focus(); first.select(); }
+  }
+
+  /* A fresh form each time the view opens: passwords do not linger in the page. */
+  function resetPasswordForm() {
+    $("pw-form").reset();
+    pwFieldsClear();
+    $("pw-done").hidden = true;
+  }
+
+  $("pw-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    pwFieldsClear();
+    $("pw-done").hidden = true;
+    var body = { current: $("pw-current").value, "new": $("pw-new").value };
+    if (body["new"] && body["new"] !== $("pw-new2").value) {
+      pwFieldError("again", "the two new passwords differ: type the same new password in both fields");
+      pwFocusFirstError();
+      return;
+    }
+    var save = $("pw-save");
+    save.disabled = true;
+    api("POST", "password", body).then(function (r) {
+      save.disabled = false;
+      if (r.status === 200) {
+        $("pw-form").reset();
+        var done = $("pw-done");
+        done.textContent = "The admin password was changed. Every other browser where the panel " +
+          "was open has been signed out; this one stays logged in. Use the new password next time.";
+        done.hidden = false;
+        done.focus();
+        return;
+      }
+      var errors = r.data && r.data.errors ? r.data.errors : [];
+      /* a problem without a field here (the session, the data folder) goes to the flash */
+      var unmarked = errors.filter(function (e) { return !pwFieldError(e.field, e.message); });
+      if (unmarked.length) flash(capital(unmarked[0].message), "error");
+      else if (!errors.length) flash(firstError(r.data, r.status), "error");
+      pwFocusFirstError();
+    });
+  });
 
   /* ---- start ---------------------------------------------------------------------------------- */
 
