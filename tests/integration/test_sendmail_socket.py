@@ -24,12 +24,13 @@ EX_PROTOCOL = 76
 pytestmark = pytest.mark.skipif(not os.path.exists(SENDMAIL), reason="mailout-sendmail not built")
 
 
-def start_serve(run_dir, home_dir, name):
+def start_serve(run_dir, home_dir, name, deliver=False):
     port = netutil.free_port()
     log = os.path.join(run_dir.sub("sendmail-socket"), name + ".log")
-    proc = procs.ManagedProcess("mailout-" + name, [BIN, "--home", home_dir, "serve", "--http",
-                                                    "127.0.0.1:%d" % port, "--no-worker"],
-                                log, run_dir)
+    args = [BIN, "--home", home_dir, "serve", "--http", "127.0.0.1:%d" % port]
+    if not deliver:
+        args.append("--no-worker")
+    proc = procs.ManagedProcess("mailout-" + name, args, log, run_dir)
     proc.start(ready_prefix=None)
     try:
         netutil.wait_for_port(port, alive=proc.alive)
@@ -255,3 +256,76 @@ def test_a_service_that_never_answers_loses_nothing(aiosmtpd, certs, home):
     (m,) = deliver(home, aiosmtpd).values()
     assert m.recipients == ["mute-%s@example.org" % t]
     assert body_of(m) == "still here\n"
+
+
+# --- the issue's story, end to end --------------------------------------------------------------
+
+from harness.faults_server import FaultServer  # noqa: E402
+from harness.servers import USERS  # noqa: E402
+from test_sendmail import PHP, PHP_SCRIPT, SUBJECT_UTF8, needs_php  # noqa: E402
+
+FIRST_RETRY_MAX_S = 72  # the first retry comes 60 s +- 20 % after the first attempt
+
+
+@pytest.fixture
+def failing_provider(run_dir, certs):
+    instance = FaultServer(run_dir, certs, USERS)
+    try:
+        yield instance.start()
+    finally:
+        instance.stop()
+
+
+def wait_until(what, predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "not within %d s: %s" % (timeout_s, what)
+        time.sleep(0.5)
+
+
+@needs_php
+def test_php_mail_while_the_provider_fails_then_a_restart_then_it_arrives(
+        run_dir, failing_provider, certs, home):
+    """The issue's "done when": a shop points PHP's sendmail_path at mailout-sendmail, sends
+    while the provider is failing, the machine restarts, and the mail arrives once the
+    provider recovers.
+    Server: the fault server (aiosmtpd, STARTTLS + AUTH), first answering every connection
+    with "421 4.3.2 Service not available".
+    We run: `mailout serve` (delivering); PHP's mail() with sendmail_path = "mailout-sendmail
+    --home HOME -t -i" and a UTF-8 subject; wait for the failed attempt; SIGTERM the service
+    (the restart) and start it again; the provider recovers (mode ok); wait for the retry
+    (about a minute after the first attempt, by the backoff; nobody runs `queue retry`).
+    Must hold: mail() returned true at once; the message was deferred with the provider's 421
+    kept as its last reply; after the restart it arrives once, with its subject, From the
+    account; the queue says sent after 2 attempts."""
+    set_account(home, failing_provider.server, certs)
+    failing_provider.set_mode("greeting_421")
+    service = start_serve(run_dir, home, "serve-story-1", deliver=True)
+    to = "story-%s@example.org" % token()
+    try:
+        p = subprocess.run([PHP, "-d", "sendmail_path=%s --home %s -t -i" % (SENDMAIL, home),
+                            "-r", PHP_SCRIPT, "--", to, SUBJECT_UTF8, "raw"],
+                           capture_output=True, timeout=60)
+        assert p.stdout == b"true", p
+        deferred = wait_until("the failed first attempt", lambda: [
+            m for m in queue_messages(home) if m["state"] == "deferred"], 30)
+        assert "421" in (deferred[0].get("last_reply") or ""), deferred
+    finally:
+        service.stop()
+    snap = failing_provider.server.store.snapshot()
+    service = start_serve(run_dir, home, "serve-story-2", deliver=True)
+    try:
+        failing_provider.set_mode("ok")
+        wait_until("the retry after the restart", lambda: [
+            m for m in queue_messages(home) if m["state"] == "sent"], FIRST_RETRY_MAX_S + 30)
+    finally:
+        service.stop()
+    (m,) = failing_provider.server.store.new_since(snap)
+    assert m.recipients == [to]
+    assert m.msg["Subject"] == SUBJECT_UTF8
+    assert_from_is_shop(m)
+    (q,) = queue_messages(home)
+    assert q["state"] == "sent" and q["attempts"] == 2, q
