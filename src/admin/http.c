@@ -302,6 +302,13 @@ buf_free_cb(void *p)
     mo_buf_free(p);
 }
 
+/* The panel's bodies carry passwords (the login, the account form): overwritten, then freed. */
+static void
+buf_wipe_free_cb(void *p)
+{
+    mo_buf_wipe_free(p);
+}
+
 /*
  * Looks account name up: *exists says whether there is one; when it has a
  * sender, *from (in the arena, cleared with it) is that address with the
@@ -909,7 +916,7 @@ body_begin(struct request *r, size_t max_bytes)
     if (r->body == NULL)
         return MHD_NO;
     mo_buf_init(r->body, max_bytes);
-    if (admin_arena_defer(r->arena, buf_free_cb, r->body) != 0)
+    if (admin_arena_defer(r->arena, r->is_panel ? buf_wipe_free_cb : buf_free_cb, r->body) != 0)
         return MHD_NO;
     return MHD_YES;
 }

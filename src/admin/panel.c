@@ -186,9 +186,29 @@ is_get(const char *method)
 
 /* ---- shared helpers of the routes ---------------------------------------------------- */
 
+/* Overwrites every string in v (the panel's bodies carry passwords) before it is freed. */
 static void
-decref_cb(void *p)
+wipe_strings(json_t *v)
 {
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_string(v)) {
+        mo_wipe((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+            wipe_strings(item);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+            wipe_strings(item);
+    }
+}
+
+static void
+wipe_decref_cb(void *p)
+{
+    wipe_strings(p);
     json_decref(p);
 }
 
@@ -224,7 +244,7 @@ panel_body_object(struct panel_req *r, enum MHD_Result *ret)
                                 o == NULL ? jerr.text : "");
         return NULL;
     }
-    if (admin_arena_defer(r->arena, decref_cb, o) != 0) {
+    if (admin_arena_defer(r->arena, wipe_decref_cb, o) != 0) {
         *ret = admin_http_json(r->c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL);
         return NULL;
     }
