@@ -4,8 +4,12 @@
  * mail(), cron, scripts).
  *
  * Flow: argv (sendmail_args_parse, pure) -> standard input up to the limit
- * (a "." line ends it unless -i) -> the header block (mime_headers_parse) ->
- * recipients from the operands and, with -t, from To/Cc/Bcc -> then one of:
+ * (a "." line ends it unless -i) -> while `mailout serve` runs, the message
+ * and the command line go to it through home/sendmail.sock
+ * (sendmail_client.c) and its answer is ours; the service runs the rest of
+ * this flow itself (sendmail_serve_one, with its group committer). Else ->
+ * the header block (mime_headers_parse) -> recipients from the operands and,
+ * with -t, from To/Cc/Bcc -> then one of:
  *  - the database is ours to write (the data folder's owner, or root): the
  *    account is chosen (the one whose sender or email is -f or the From
  *    address, else "default"), the message prepared (Bcc removed; Date,
@@ -27,8 +31,9 @@
  * Leaves out: -bs (SMTP on stdin), the daemon and queue modes (-bd, -bp, -q;
  * use `mailout serve` and `mailout queue`), aliases, DSN options (ignored).
  *
- * The pure parts come first; SENDMAIL_PURE_ONLY (unit tests, fuzzers) stops
- * there so they link without the rest of the command line.
+ * The pure parts come first; SENDMAIL_PURE_ONLY (unit tests, fuzzers, and
+ * mailout-sendmail, which links libc alone) stops there so they link without
+ * the rest of the command line.
  */
 #include "cli/sendmail.h"
 
@@ -580,8 +585,6 @@ sender_hint(const struct sendmail_args *a, const struct mime_headers *h, char *h
     mime_address_clear(&addr);
     return 0;
 }
-
-/* ---- the account -------------------------------------------------------------------- */
 
 /* ---- the two routes ---------------------------------------------------------------- */
 
