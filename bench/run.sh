@@ -106,23 +106,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # port seconds
-    $PY - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, limit = int(sys.argv[1]), float(sys.argv[2])
-end = time.monotonic() + limit
-while time.monotonic() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-EOF
-}
+# free_port, wait_port
+source "$HERE/lib.sh"
 SINK_USER=()
 if [[ $(id -u) == 0 ]]; then SINK_USER=(-u nobody); fi
 start_sink() { # port logfile [extra args...]
